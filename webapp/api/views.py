@@ -1,0 +1,5 @@
+"""Views of the api blueprint (to be written)."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)

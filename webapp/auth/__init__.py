@@ -1,0 +1,1 @@
+"""Accounts: users, password sign-in, API tokens. Models in `auth.models`, views in `auth.views`."""

@@ -1,0 +1,27 @@
+"""Registers every blueprint; the one list of the application's URL spaces.
+
+Public API: `register(app)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from flask import Flask
+
+# (module, attribute, url_prefix)
+BLUEPRINTS = [
+    ("webapp.auth.views", "bp", None),
+    ("webapp.booking.views", "bp", None),
+    ("webapp.admin.views", "bp", "/admin"),
+    ("webapp.api.views", "bp", "/api/v1"),
+]
+
+
+def register(app: Flask) -> None:
+    for module_name, attribute, prefix in BLUEPRINTS:
+        module = importlib.import_module(module_name)
+        app.register_blueprint(getattr(module, attribute), url_prefix=prefix)
+    from .errors import register_error_pages
+
+    register_error_pages(app)

@@ -1,0 +1,5 @@
+"""Views of the booking blueprint (to be written)."""
+
+from flask import Blueprint
+
+bp = Blueprint("booking", __name__)

@@ -1,0 +1,65 @@
+"""Configuration from the environment (twelve-factor): every setting has an embedded default.
+
+Public API: `load_config(instance_path, overrides)` returns the dict `create_app` applies.
+
+Environment variables (all optional):
+- `SECRET_KEY`: signs sessions and CSRF tokens. Default: a random key kept in `instance/secret_key`.
+- `DATABASE_URL`: SQLAlchemy URL; `postgresql://…` selects PostgreSQL (driver psycopg 3).
+  Default: `sqlite:///instance/roomsync.sqlite3`.
+- `REDIS_URL`: Redis for the RQ queues. Default: `redis://127.0.0.1:6379/0` (`make run` starts an embedded
+  server and sets it).
+- `ROOMSYNC_RQ_QUEUE`: name of the RQ queue (default `roomsync`).
+- `ROOMSYNC_SYNC_JOBS`: `1` runs jobs inline instead of enqueueing (tests and one-off scripts).
+- `SESSION_COOKIE_SECURE`: `1` behind HTTPS.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the common `postgres://` and `postgresql://` spellings and select psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _secret_key(instance_path: Path) -> str:
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def load_config(instance_path: str, overrides: dict | None = None) -> dict:
+    instance = Path(instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    overrides = dict(overrides or {})
+    default_db = f"sqlite:///{instance / 'roomsync.sqlite3'}"
+    config = {
+        "SECRET_KEY": overrides.pop("SECRET_KEY", None) or _secret_key(instance),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            overrides.pop("DATABASE_URL", None) or os.environ.get("DATABASE_URL") or default_db
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "RQ_QUEUE": os.environ.get("ROOMSYNC_RQ_QUEUE", "roomsync"),
+        "SYNC_JOBS": os.environ.get("ROOMSYNC_SYNC_JOBS") == "1",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE") == "1",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+    }
+    config.update(overrides)
+    if "DATABASE_URL" in config:
+        config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(config.pop("DATABASE_URL"))
+    return config

@@ -1,0 +1,64 @@
+"""Database engine tuning that SQLite needs and PostgreSQL does not.
+
+Public API: `init_app(app)`; `begin_serialised_write()` starts the session's next transaction so that
+writers are serialised: on SQLite with `BEGIN IMMEDIATE` (one writer at a time across threads and processes,
+others wait up to the busy timeout); on PostgreSQL it does nothing (booking writes take advisory locks, see
+`booking.locking`).
+
+SQLite runs in WAL mode (readers never wait for the writer), with foreign keys on and a 30 s busy timeout.
+pysqlite's own transaction handling is switched off so SQLAlchemy's BEGIN is the one that runs (the
+recipe from SQLAlchemy's SQLite dialect documentation, "Serializable isolation / Savepoints / Transactional
+DDL").
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+IMMEDIATE = "roomsync_sqlite_immediate"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        immediate = connection.get_execution_options().get(IMMEDIATE)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+
+
+def dialect_name() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def begin_serialised_write() -> None:
+    """Make the session's current transaction a serialised writer (see the module docstring).
+
+    On SQLite the lock must be taken when the transaction begins, so a read transaction the request has
+    open is committed first (it holds no writes) and a new one begins with BEGIN IMMEDIATE.
+    """
+    if dialect_name() != "sqlite":
+        return
+    session = db.session
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={IMMEDIATE: True})

@@ -1,0 +1,13 @@
+"""Every model, imported in one place so metadata (and Alembic autogenerate) sees all tables."""
+
+from .auth.models import ApiToken, User  # noqa: F401
+from .booking.models import (  # noqa: F401
+    Booking,
+    CustomField,
+    Occurrence,
+    OccurrenceException,
+    Space,
+    Venue,
+    booking_spaces,
+    space_dependencies,
+)
