@@ -12,6 +12,7 @@ from flask import Flask
 # (module, attribute, url_prefix)
 BLUEPRINTS = [
     ("webapp.auth.views", "bp", None),
+    ("webapp.auth.profile", "bp", "/profile"),
     ("webapp.booking.views", "bp", None),
     ("webapp.admin.views", "bp", "/admin"),
     ("webapp.api.views", "bp", "/api/v1"),
