@@ -58,7 +58,7 @@ def begin_serialised_write() -> None:
     """
     if dialect_name() != "sqlite":
         return
-    session = db.session
+    session = db.session()  # the request's Session behind the scoped_session proxy
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={IMMEDIATE: True})

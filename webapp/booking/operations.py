@@ -8,7 +8,7 @@ Public API:
 - `cancel_booking(booking, actor=…, scope=…, occurrence_start=None)`
 - `input_from_booking(booking, occurrence_start=None)` → BookingInput of what is there now (edit forms,
   PATCH merges).
-- `occurrence_times(booking)` → list[OccurrenceTime], `occurrences_between(space_ids, start, end)`,
+- `occurrence_times(booking)` → list[OccurrenceTime], `expand(tz, start, end, rrule, exceptions)` (pure), `occurrences_between(space_ids, start, end)`,
   `find_conflicts(space_ids, intervals, exclude_booking_ids)`, `space_closure(space_ids)`,
   `materialise(booking)`.
 
@@ -76,23 +76,30 @@ class OccurrenceTime:
 
 def occurrence_times(booking: Booking) -> list[OccurrenceTime]:
     """Every occurrence of a booking (cancelled ones flagged), sorted by start."""
-    if not booking.rrule:
-        return [OccurrenceTime(booking.start_utc, booking.start_utc, booking.end_utc)]
-    tz = booking.venue.tz
-    first_local = to_local(booking.start_utc, tz).replace(tzinfo=None)
-    wall_duration = to_local(booking.end_utc, tz).replace(tzinfo=None) - first_local
-    overrides = {exc.original_start_utc: exc for exc in booking.exceptions}
+    return expand(booking.venue.tz, booking.start_utc, booking.end_utc, booking.rrule, booking.exceptions)
+
+
+def expand(tz, start: datetime, end: datetime, rrule: str | None, exceptions=()) -> list[OccurrenceTime]:
+    """Pure expansion of a booking's times: the rule runs on wall-clock time in `tz`, exceptions (by
+    original start) cancel or move single occurrences."""
+    if not rrule:
+        return [OccurrenceTime(start, start, end)]
+    first_local = to_local(start, tz).replace(tzinfo=None)
+    wall_duration = to_local(end, tz).replace(tzinfo=None) - first_local
+    overrides = {exc.original_start_utc: exc for exc in exceptions}
     result = []
-    for local_start in Recurrence.parse(booking.rrule).starts(first_local):
+    for local_start in Recurrence.parse(rrule).starts(first_local):
         original = localize(local_start, tz)
-        end = localize(local_start + wall_duration, tz)
+        occurrence_end = localize(local_start + wall_duration, tz)
         exc = overrides.get(original)
         if exc is None:
-            result.append(OccurrenceTime(original, original, end))
+            result.append(OccurrenceTime(original, original, occurrence_end))
         elif exc.cancelled:
-            result.append(OccurrenceTime(original, original, end, cancelled=True))
+            result.append(OccurrenceTime(original, original, occurrence_end, cancelled=True))
         else:
-            result.append(OccurrenceTime(original, exc.start_utc or original, exc.end_utc or end, title=exc.title))
+            result.append(
+                OccurrenceTime(original, exc.start_utc or original, exc.end_utc or occurrence_end, title=exc.title)
+            )
     result.sort(key=lambda o: o.start)
     return result
 
@@ -399,9 +406,7 @@ def create_booking(
     def write():
         spaces, recurrence, holder = _validate_input(venue, data, actor, origin)
         now = now_utc()
-        probe = Booking(venue=venue, start_utc=data.start, end_utc=data.end, rrule=data.rrule)
-        times = occurrence_times(probe)
-        db.session.expunge(probe)
+        times = expand(venue.tz, data.start, data.end, data.rrule)
         _check_series_shape(times)
         if not bypass_rules:
             _check_rules(venue, times, now, only_future=False)
@@ -609,7 +614,7 @@ def _split_series(
     else:
         new_rule = old_rule
     return Booking(
-        venue_id=booking.venue_id,
+        venue=booking.venue,
         kind=booking.kind,
         start_utc=data.start,
         end_utc=data.end,
