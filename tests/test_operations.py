@@ -86,14 +86,19 @@ def test_dependencies_block_both_directions_but_not_siblings(clock, venue, make_
             make_booking(venue, space, later, holder=alice)
 
 
-def test_closure_is_transitive_in_each_direction_only(venue, make_space):
+def test_closure_follows_what_each_booking_occupies(venue, make_space):
     a = make_space(venue, "A")
     b = make_space(venue, "B")
+    c = make_space(venue, "C")
     ab = make_space(venue, "A+B", depends_on=[a, b])
+    ac = make_space(venue, "A+C", depends_on=[a, c])
     floor = make_space(venue, "Whole floor", depends_on=[ab])
-    assert space_closure([a.id]) == {a.id, ab.id, floor.id}
-    assert space_closure([floor.id]) == {floor.id, ab.id, a.id, b.id}
+    assert space_closure([a.id]) == {a.id, ab.id, ac.id, floor.id}
     assert space_closure([b.id]) == {b.id, ab.id, floor.id}
+    assert space_closure([floor.id]) == {floor.id, ab.id, a.id, b.id, ac.id}
+    # A+B and A+C both occupy A, so they exclude each other; C and B never meet.
+    assert ac.id in space_closure([ab.id]) and ab.id in space_closure([ac.id])
+    assert b.id not in space_closure([c.id])
 
 
 @pytest.mark.parametrize(

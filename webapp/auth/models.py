@@ -2,7 +2,7 @@
 
 Public API: `User` (email unique case-insensitively, stored lower-cased; roles `admin`/`member`),
 `ApiToken` (bearer tokens stored as SHA-256 digests), `normalise_email(text)`, `issue_api_token(user, name)`
-→ (ApiToken, plaintext), `user_for_token(plaintext)`.
+→ (ApiToken, plaintext), `token_for_plaintext(plaintext)`, `user_for_token(plaintext)`.
 """
 
 from __future__ import annotations
@@ -91,10 +91,16 @@ def issue_api_token(user: User, name: str = "") -> tuple[ApiToken, str]:
     return token, plaintext
 
 
-def user_for_token(plaintext: str) -> User | None:
+def token_for_plaintext(plaintext: str) -> ApiToken | None:
+    """The live token (not revoked, its user active) that `plaintext` is, or None."""
     if not plaintext:
         return None
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(plaintext)))
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
-    return token.user
+    return token
+
+
+def user_for_token(plaintext: str) -> User | None:
+    token = token_for_plaintext(plaintext)
+    return token.user if token else None

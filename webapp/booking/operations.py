@@ -135,26 +135,32 @@ def occurrences_between(space_ids: Iterable[int], start: datetime, end: datetime
 
 
 def space_closure(space_ids: Iterable[int]) -> set[int]:
-    """The spaces whose bookings collide with a booking of `space_ids`: the spaces themselves, what they
-    depend on, what depends on them — each direction followed transitively, never mixed (booking "A" blocks
-    "A+B" but not "B")."""
+    """The spaces whose bookings collide with a booking of `space_ids`.
+
+    A booking occupies its spaces and everything they depend on, transitively ("A+B" occupies A and B).
+    Two bookings collide when what they occupy overlaps, so the closure is: go down from the spaces to
+    everything they occupy, then up to every space that occupies any of those. Booking "A" blocks "A+B"
+    but not "B"; "A+B" and "A+C" block each other through A.
+    """
     edges = db.session.execute(select(space_dependencies.c.space_id, space_dependencies.c.depends_on_id)).all()
     down: dict[int, set[int]] = defaultdict(set)  # space → spaces it depends on
     up: dict[int, set[int]] = defaultdict(set)  # space → spaces that depend on it
     for space_id, depends_on_id in edges:
         down[space_id].add(depends_on_id)
         up[depends_on_id].add(space_id)
-    result: set[int] = set()
-    for start in space_ids:
-        for graph in (down, up):
-            stack = [start]
-            while stack:
-                node = stack.pop()
-                if node in result and node != start:
-                    continue
-                result.add(node)
-                stack.extend(n for n in graph[node] if n not in result)
-    return result
+    occupied = _reachable(set(space_ids), down)
+    return _reachable(occupied, up)
+
+
+def _reachable(starts: set[int], graph: dict[int, set[int]]) -> set[int]:
+    seen = set(starts)
+    stack = list(starts)
+    while stack:
+        for neighbour in graph.get(stack.pop(), ()):
+            if neighbour not in seen:
+                seen.add(neighbour)
+                stack.append(neighbour)
+    return seen
 
 
 def find_conflicts(
@@ -211,7 +217,8 @@ def input_from_booking(booking: Booking, occurrence_start: datetime | None = Non
         private=booking.private,
         kind=booking.kind,
         attendees=list(booking.attendees or []),
-        custom_fields=dict(booking.custom_fields or {}),
+        # Values of fields an admin has since deleted are dropped, so old bookings stay editable.
+        custom_fields={k: v for k, v in (booking.custom_fields or {}).items() if k in {f.key for f in booking.venue.custom_fields}},
         rrule=booking.rrule,
         holder_id=booking.holder_id,
     )
@@ -386,9 +393,14 @@ def _conflict_message(venue: Venue, conflicts: list[Conflict]) -> str:
 
 
 def _run(write):
-    """Run a write; on any error roll the session back so no half-applied change can be committed."""
+    """Run a write; on any error roll the session back so no half-applied change can be committed.
+    A rule that cannot be expanded (too many occurrences, beyond the calendar) is a validation error."""
     try:
         return write()
+    except (RecurrenceError, OverflowError) as exc:
+        db.session.rollback()
+        message = str(exc) if isinstance(exc, RecurrenceError) else "The series runs past the end of the calendar."
+        raise ValidationError({"rrule": message}) from exc
     except BaseException:
         db.session.rollback()
         raise
