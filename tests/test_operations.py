@@ -315,3 +315,18 @@ def test_naive_datetimes_are_refused_at_the_model_boundary(venue, make_space, al
         db.session.flush()
     assert "UTC offset" in str(caught.value)
     db.session.rollback()
+
+
+def test_a_meeting_in_progress_can_be_extended_but_not_moved_into_the_past(clock, venue, make_space, make_booking, alice, london_time):
+    room = make_space(venue)
+    booking = make_booking(venue, room, london_time(2026, 3, 2, 9, 0), 60, holder=alice)
+    clock.move_to(london_time(2026, 3, 2, 9, 40))
+    data = input_from_booking(booking)
+    data.end = london_time(2026, 3, 2, 10, 30)
+    update_booking(booking, data, actor=alice)
+    assert booking.end_utc == london_time(2026, 3, 2, 10, 30)
+    data = input_from_booking(booking)
+    data.start, data.end = london_time(2026, 3, 2, 8, 0), london_time(2026, 3, 2, 8, 30)
+    with pytest.raises(ValidationError) as caught:
+        update_booking(booking, data, actor=alice)
+    assert "in the past" in caught.value.fields["start"]

@@ -331,9 +331,12 @@ def _check_series_shape(times: list[OccurrenceTime]) -> None:
             raise ValidationError({"start": "Occurrences of this series would overlap each other."})
 
 
-def _check_rules(venue: Venue, times: Iterable[OccurrenceTime], now: datetime, only_future: bool) -> None:
-    candidates = [(o.start, o.end) for o in times if not o.cancelled and (not only_future or o.end > now)]
-    errors = check_venue_rules(venue, candidates, now)
+def _check_rules(venue: Venue, times: Iterable[OccurrenceTime], now: datetime, existing_starts=frozenset()) -> None:
+    """Venue rules for what this write books. Occurrences that were booked before and are over are history:
+    a series edited today is not refused because last month's occurrences broke today's rules."""
+    existing = frozenset(existing_starts)
+    candidates = [(o.start, o.end) for o in times if not o.cancelled and (o.end > now or o.start not in existing)]
+    errors = check_venue_rules(venue, candidates, now, existing)
     if errors:
         raise ValidationError(errors)
 
@@ -421,7 +424,7 @@ def create_booking(
         times = expand(venue.tz, data.start, data.end, data.rrule)
         _check_series_shape(times)
         if not bypass_rules:
-            _check_rules(venue, times, now, only_future=False)
+            _check_rules(venue, times, now)
         lock_spaces(space_closure(data.space_ids))
         booking = Booking(
             venue_id=venue.id,
@@ -496,6 +499,7 @@ def update_booking(
         _require_editable(booking, actor, origin)
         venue = booking.venue
         old_space_ids = [s.id for s in booking.spaces]
+        booked_starts = {o.start for o in occurrence_times(booking) if not o.cancelled}
         if not booking.rrule:
             data.rrule = data.rrule if data.rrule else None
         spaces, recurrence, holder = _validate_input(venue, data, actor, origin)
@@ -523,7 +527,7 @@ def update_booking(
             exc.updated_at = now
             _touch(booking, actor, now)
             if not bypass_rules:
-                _check_rules(venue, [OccurrenceTime(reference.original_start, data.start, data.end)], now, False)
+                _check_rules(venue, [OccurrenceTime(reference.original_start, data.start, data.end)], now, booked_starts)
             _check_series_shape(occurrence_times(booking))
             _commit_checked([booking], "updated", "this")
             return booking
@@ -536,7 +540,7 @@ def update_booking(
             times = occurrence_times(new)
             _check_series_shape(times)
             if not bypass_rules:
-                _check_rules(venue, times, now, only_future=True)
+                _check_rules(venue, times, now, booked_starts)
             _touch(booking, actor, now)
             _commit_checked([booking, new], "updated", "following")
             return new
@@ -565,7 +569,7 @@ def update_booking(
         times = occurrence_times(booking)
         _check_series_shape(times)
         if not bypass_rules:
-            _check_rules(venue, times, now, only_future=True)
+            _check_rules(venue, times, now, booked_starts)
         _touch(booking, actor, now)
         _commit_checked([booking], "updated", "all")
         return booking

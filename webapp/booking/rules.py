@@ -1,6 +1,6 @@
 """Venue rules for bookings made in Roomsync; pure functions over occurrence times, no database.
 
-Public API: `check_venue_rules(venue, occurrences, now)` → {field: message} (empty when every rule holds);
+Public API: `check_venue_rules(venue, occurrences, now, existing_starts)` → {field: message} (empty when every rule holds);
 `on_grid(dt_local, granularity)`; `HARD_MAX_DURATION`.
 
 Each rule has its own message, and for a series the message names the first date that breaks it. Bookings
@@ -35,8 +35,15 @@ def _fmt_minutes(minutes: int) -> str:
     return f"{hours} h" if hours else f"{mins} min"
 
 
-def check_venue_rules(venue: Venue, occurrences: Iterable[tuple[datetime, datetime]], now: datetime) -> dict[str, str]:
-    """Check every (start, end) in UTC; returns the first failure of each rule keyed by form field."""
+def check_venue_rules(
+    venue: Venue,
+    occurrences: Iterable[tuple[datetime, datetime]],
+    now: datetime,
+    existing_starts: frozenset[datetime] = frozenset(),
+) -> dict[str, str]:
+    """Check every (start, end) in UTC; returns the first failure of each rule keyed by form field.
+    Starts in `existing_starts` were already booked, so a meeting in progress may still be changed (its end
+    moved) without its start counting as "in the past"."""
     tz = venue.tz
     errors: dict[str, str] = {}
     grid = venue.granularity_minutes
@@ -57,7 +64,7 @@ def check_venue_rules(venue: Venue, occurrences: Iterable[tuple[datetime, dateti
             fail("start", f"Start on the {grid}-minute grid (e.g. {local_start:%H}:00 or {local_start:%H}:{grid:02d}).")
         if not on_grid(local_end, grid):
             fail("end", f"End on the {grid}-minute grid.")
-        if start < earliest_start:
+        if start < earliest_start and start not in existing_starts:
             fail("start", f"{_day(local_start)} {local_start:%H:%M} is in the past.")
         if end > window_end:
             fail("start", f"Bookings can be made at most {venue.booking_window_days} days ahead ({_day(local_start)} is too far).")
