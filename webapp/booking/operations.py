@@ -9,7 +9,7 @@ Public API:
 - `input_from_booking(booking, occurrence_start=None)` → BookingInput of what is there now (edit forms,
   PATCH merges).
 - `occurrence_times(booking)` → list[OccurrenceTime], `expand(tz, start, end, rrule, exceptions)` (pure), `occurrences_between(space_ids, start, end)`,
-  `find_conflicts(space_ids, intervals, exclude_booking_ids)`, `space_closure(space_ids)`,
+  `find_conflicts(space_ids, intervals, exclude_booking_ids)`, `space_closure(space_ids)`, `DependencyGraph`,
   `materialise(booking)`.
 
 Every write runs the same way: validate the input and (unless `bypass_rules`, for provider-origin bookings)
@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
@@ -134,22 +134,38 @@ def occurrences_between(space_ids: Iterable[int], start: datetime, end: datetime
     return list(db.session.scalars(stmt))
 
 
-def space_closure(space_ids: Iterable[int]) -> set[int]:
-    """The spaces whose bookings collide with a booking of `space_ids`.
+class DependencyGraph:
+    """Space-sharing, read once: which spaces block which.
 
     A booking occupies its spaces and everything they depend on, transitively ("A+B" occupies A and B).
-    Two bookings collide when what they occupy overlaps, so the closure is: go down from the spaces to
-    everything they occupy, then up to every space that occupies any of those. Booking "A" blocks "A+B"
-    but not "B"; "A+B" and "A+C" block each other through A.
+    Two bookings collide when what they occupy overlaps, so a booking of some spaces collides with every
+    space that occupies any space they occupy: go down, then up. Booking "A" blocks "A+B" but not "B";
+    "A+B" and "A+C" block each other through A.
     """
-    edges = db.session.execute(select(space_dependencies.c.space_id, space_dependencies.c.depends_on_id)).all()
-    down: dict[int, set[int]] = defaultdict(set)  # space → spaces it depends on
-    up: dict[int, set[int]] = defaultdict(set)  # space → spaces that depend on it
-    for space_id, depends_on_id in edges:
-        down[space_id].add(depends_on_id)
-        up[depends_on_id].add(space_id)
-    occupied = _reachable(set(space_ids), down)
-    return _reachable(occupied, up)
+
+    def __init__(self, edges: Iterable[tuple[int, int]]):
+        self.down: dict[int, set[int]] = defaultdict(set)  # space → spaces it depends on
+        self.up: dict[int, set[int]] = defaultdict(set)  # space → spaces that depend on it
+        for space_id, depends_on_id in edges:
+            self.down[space_id].add(depends_on_id)
+            self.up[depends_on_id].add(space_id)
+
+    @classmethod
+    def load(cls) -> DependencyGraph:
+        return cls(db.session.execute(select(space_dependencies.c.space_id, space_dependencies.c.depends_on_id)))
+
+    def closure(self, space_ids: Iterable[int]) -> set[int]:
+        return _reachable(_reachable(set(space_ids), self.down), self.up)
+
+    def blockers(self) -> dict[int, set[int]]:
+        """For every space that shares with others: the other spaces whose bookings block it."""
+        related = set(self.down) | set(self.up)
+        return {space: self.closure([space]) - {space} for space in related}
+
+
+def space_closure(space_ids: Iterable[int]) -> set[int]:
+    """The spaces whose bookings collide with a booking of `space_ids` (see `DependencyGraph`)."""
+    return DependencyGraph.load().closure(space_ids)
 
 
 def _reachable(starts: set[int], graph: dict[int, set[int]]) -> set[int]:
