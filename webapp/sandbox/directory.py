@@ -1,0 +1,3 @@
+"""Graph directory routes (to be written)."""
+
+from .graph import bp  # noqa: F401

@@ -1,0 +1,5 @@
+"""Faults on demand (to be written). Public API: `Faults`."""
+
+
+class Faults:
+    pass

@@ -1,0 +1,5 @@
+"""Sandbox outlook (to be written)."""
+
+from flask import Blueprint
+
+bp = Blueprint("outlook", __name__)

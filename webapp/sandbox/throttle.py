@@ -1,0 +1,5 @@
+"""Per app and mailbox throttling (to be written). Public API: `Throttle`."""
+
+
+class Throttle:
+    pass
