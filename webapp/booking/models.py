@@ -229,6 +229,7 @@ class Occurrence(db.Model):
     space: Mapped[Space] = relationship()
 
     __table_args__ = (
-        Index("ix_occurrences_space_start", "space_id", "start_utc"),
+        # Covering: the overlap test reads end_utc from the index, not from each table row.
+        Index("ix_occurrences_space_start_end", "space_id", "start_utc", "end_utc"),
         Index("ix_occurrences_booking", "booking_id", "original_start_utc"),
     )

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import contains_eager
 
 from ..auth.models import User, normalise_email
 from ..extensions import db
@@ -114,15 +115,14 @@ def find_occurrence(booking: Booking, original_start: datetime) -> OccurrenceTim
 
 def occurrences_between(space_ids: Iterable[int], start: datetime, end: datetime) -> list[Occurrence]:
     """Live occurrence rows on the spaces overlapping [start, end), with their bookings loaded."""
-    from sqlalchemy.orm import contains_eager
-
     ids = list(space_ids)
     if not ids:
         return []
     stmt = (
         select(Occurrence)
         .join(Occurrence.booking)
-        .options(contains_eager(Occurrence.booking))
+        # Grids and listings never show these; they are loaded on access where a page needs them.
+        .options(contains_eager(Occurrence.booking).defer(Booking.description).defer(Booking.custom_fields))
         .where(
             Occurrence.space_id.in_(ids),
             Occurrence.start_utc < end,
