@@ -89,3 +89,7 @@ def fetch_token(sandbox_app):
         return request_token(client, client_id, secret, tenant, **form)
 
     return fetch
+
+
+# The webhook receiver's fixtures, shared by the subscription, notification and Outlook-page tests.
+from webhook_receiver import receiver, subscribe  # noqa: E402,F401

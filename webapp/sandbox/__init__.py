@@ -13,7 +13,8 @@ Public API:
 Configuration keys (all optional): `SANDBOX_DB` (SQLite file of the tenant's state; `":memory:"` in
 tests), `SANDBOX_BASE_URL` (how the sandbox names itself in links, default https://127.0.0.1:5001),
 `SANDBOX_ADMIN_KEY` (key of the admin API), `SANDBOX_TIME_FACTOR` (divides notification retry delays in
-tests), `SANDBOX_SEED` (seed the demo tenant when the store is empty, default True).
+tests), `SANDBOX_SEED` (seed the demo tenant when the store is empty, default True),
+`SANDBOX_SUBSCRIPTION_MAX_MINUTES` (maximum subscription lifetime, default 4,230 as for Outlook events).
 """
 
 from __future__ import annotations
