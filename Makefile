@@ -13,7 +13,7 @@ STAMP := $(VENV)/.roomsync-installed
 FLASK := $(BIN)/flask --app app
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench migrate seed worker web clean distclean
+.PHONY: help install run test bench migrate seed worker web sandbox clean distclean
 
 help: ## list the targets
 	@echo "Roomsync — make targets:"
@@ -48,6 +48,9 @@ bench: $(STAMP) ## run the performance benchmark (BENCH_ARGS="--help" for its op
 
 worker: $(STAMP) ## run only the background worker (needs the Redis at REDIS_URL)
 	$(BIN)/python worker.py
+
+sandbox: $(STAMP) ## run only the Microsoft 365 sandbox tenant on https://127.0.0.1:5001/ (state in instance/)
+	$(BIN)/python -m webapp.sandbox --port 5001 --instance instance
 
 web: $(STAMP) ## run only the web server, Flask's debug server with reload (jobs need the Redis at REDIS_URL)
 	$(FLASK) run --debug --host 127.0.0.1 --port $(PORT)
