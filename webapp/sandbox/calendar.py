@@ -372,19 +372,34 @@ def get_event(state, user: dict, event_id: str) -> dict:
 def list_events(state, user: dict) -> list[dict]:
     store = state.store
     with store.lock:
-        docs = [store.get("event", i) for i in _index(store).ids(user["id"])]
+        docs = [store.peek("event", i) for i in _index(store).ids(user["id"])]
     return sorted((_master_view(d) for d in docs if d), key=lambda v: (v["_start"], v["id"]))
 
 
+# calendarView pages of one window arrive one request each: the expanded window is kept until the next write.
+_VIEW_CACHE: dict[tuple, list[dict]] = {}
+_VIEW_CACHE_SIZE = 64
+
+
 def calendar_view(state, user_id: str, start: datetime, end: datetime) -> list[dict]:
+    """Occurrences, exceptions and single events of a mailbox overlapping [start, end), by start. Views are
+    shallow and share the stored documents' nested values (read-only: renderers build new JSON)."""
     store = state.store
     with store.lock:
-        docs = [store.get("event", i) for i in _index(store).overlapping(user_id, start, end)]
+        key = (id(store), store.version, user_id, start, end)
+        cached = _VIEW_CACHE.get(key)
+        if cached is not None:
+            return cached
+        docs = [store.peek("event", i) for i in _index(store).overlapping(user_id, start, end)]
     views: list[dict] = []
     for doc in docs:
         if doc is not None:
             views.extend(_views_in(doc, start, end))
-    return _by_start(views)
+    result = _by_start(views)
+    if len(_VIEW_CACHE) >= _VIEW_CACHE_SIZE:
+        _VIEW_CACHE.clear()
+    _VIEW_CACHE[key] = result
+    return result
 
 
 def instances(state, user: dict, master_id: str, start: datetime, end: datetime) -> list[dict]:

@@ -2,7 +2,8 @@
 
 Public API: `Store(path)` (`":memory:"` keeps nothing on disk), and on it:
 `get(kind, id)`, `put(kind, id, doc, owner=None)`, `delete(kind, id)`, `all(kind, owner=None)`,
-`ids(kind)`, `next_sequence(name)`, `reset()`, and `lock` — an RLock every multi-step change holds
+`ids(kind)`, `next_sequence(name)`, `reset()`, `peek(kind, id)` (the stored document itself, read-only),
+`version` (grows on every write, for caches), and `lock` — an RLock every multi-step change holds
 (`with store.lock:`), so the threaded server never interleaves two writers. Documents are plain dicts; `get`
 and `all` return deep copies, so a caller never mutates state by accident.
 
@@ -34,15 +35,22 @@ class Store:
         self._docs: dict[str, dict[str, dict]] = defaultdict(dict)
         self._owners: dict[tuple[str, str], str | None] = {}
         self._by_owner: dict[tuple[str, str | None], set[str]] = defaultdict(set)
+        self.version = 0
         for kind, doc_id, owner, body in self._db.execute("SELECT kind, id, owner, body FROM docs"):
             self._remember(kind, doc_id, owner, json.loads(body))
 
     def _remember(self, kind: str, doc_id: str, owner: str | None, doc: dict) -> None:
+        self.version += 1
         previous = self._owners.get((kind, doc_id))
         self._by_owner[(kind, previous)].discard(doc_id)
         self._docs[kind][doc_id] = doc
         self._owners[(kind, doc_id)] = owner
         self._by_owner[(kind, owner)].add(doc_id)
+
+    def peek(self, kind: str, doc_id: str) -> dict | None:
+        """The stored document itself, not a copy: for hot read paths that never mutate what they get.
+        Writers replace documents whole (`put` stores a fresh copy), so a peeked document never changes."""
+        return self._docs[kind].get(doc_id)
 
     def get(self, kind: str, doc_id: str) -> dict | None:
         doc = self._docs[kind].get(doc_id)
@@ -66,6 +74,7 @@ class Store:
             if doc_id not in self._docs[kind]:
                 return False
             self._db.execute("DELETE FROM docs WHERE kind = ? AND id = ?", (kind, doc_id))
+            self.version += 1
             owner = self._owners.pop((kind, doc_id), None)
             self._by_owner[(kind, owner)].discard(doc_id)
             del self._docs[kind][doc_id]
@@ -96,6 +105,7 @@ class Store:
             self._docs.clear()
             self._owners.clear()
             self._by_owner.clear()
+            self.version += 1
 
     def is_empty(self) -> bool:
         return not any(self._docs.values())
