@@ -72,9 +72,10 @@ def find_user(key: str) -> dict | None:
     if doc is not None:
         return doc
     wanted = key.lower()
-    for user in store.all("user"):
+    for user_id in store.ids("user"):
+        user = store.peek("user", user_id)  # no copy per user: only the match is copied
         if wanted in ((user.get("userPrincipalName") or "").lower(), (user.get("mail") or "").lower()):
-            return user
+            return store.get("user", user_id)
     return None
 
 
