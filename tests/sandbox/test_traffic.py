@@ -115,6 +115,18 @@ def test_injected_errors_for_a_mailbox(graph, admin, status):
     assert graph.get(f"/v1.0/users/{TOM}/people").status_code == 200
 
 
+def test_an_application_access_policy_shuts_the_app_out_of_chosen_mailboxes(graph, admin):
+    assert admin.put("/_sandbox/faults", json={"accessPolicy": {"mailboxes": [PRIYA]}}).status_code == 200
+    for path in (f"/v1.0/users/{PRIYA}/events", f"/v1.0/users/{user_id_for(PRIYA)}/calendar/events"):
+        denied = graph.get(path)
+        assert denied.status_code == 403
+        assert denied.get_json()["error"] == {**denied.get_json()["error"], "code": "ErrorAccessDenied",
+                                              "message": "Access to OData is disabled."}
+    assert graph.get(f"/v1.0/users/{TOM}/events").status_code == 200
+    admin.delete("/_sandbox/faults")
+    assert graph.get(f"/v1.0/users/{PRIYA}/events").status_code == 200
+
+
 def test_an_error_share_fails_about_that_share_of_calls():
     faults = Faults(seed=7)
     faults.configure({"errors": [{"status": 429, "share": 0.3}]})

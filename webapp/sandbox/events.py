@@ -42,7 +42,7 @@ from .graph import bp  # first: importing this module alone must load the bluepr
 
 from . import calendar, directory, event_json, paging, sandbox_state  # noqa: E402
 from .auth import require  # noqa: E402
-from .clock import parse_graph_datetime  # noqa: E402
+from .clock import iso_z, now, parse_graph_datetime  # noqa: E402
 from .errors import GraphError  # noqa: E402
 
 READ = ("Calendars.Read", "Calendars.ReadWrite")
@@ -268,7 +268,7 @@ def _start_round(state, mailbox: str, start: str, end: str, previous: dict | Non
         pending = [i for i, key in snapshot.items() if previous.get(i) != key]
         removed = [i for i in previous if i not in snapshot]
     round_id = secrets.token_urlsafe(18)
-    state.store.put("deltaToken", round_id, {"mailbox": mailbox, "start": start, "end": end,
+    state.store.put("deltaToken", round_id, {"mailbox": mailbox, "start": start, "end": end, "issuedAt": iso_z(now()),
                                              "items": removed + pending, "removed": removed, "snapshot": snapshot},
                     owner=mailbox)
     return round_id
@@ -291,7 +291,8 @@ def calendar_view_delta(user_key):
             skip = "$skiptoken" in request.args
             round_id, offset = _decode_token(request.args.get("$skiptoken") or request.args.get("$deltatoken"))
             record = state.store.get("deltaToken", round_id)
-            if record is None or record["mailbox"] != user["id"]:
+            if (record is None or record["mailbox"] != user["id"]
+                    or state.faults.is_delta_token_expired(parse_graph_datetime(record["issuedAt"], "UTC"))):
                 raise _sync_state_not_found()
             if not skip:  # a deltaLink opens the next round: only what changed since this one ended
                 round_id = _start_round(state, user["id"], record["start"], record["end"], record["snapshot"])

@@ -15,6 +15,8 @@ Public API — `Faults(seed=None)` (`seed` makes the random shares reproducible 
 - `notification_fate()` → `NotificationFate(drop, duplicate, delay_seconds, reorder)`: one draw of that
   plan for one notification: drop it; send it twice; hold it `delay_seconds` before sending (0.0 = no
   delay); let a later notification overtake it (send it after the next one in the same queue).
+- `access_denied(mailbox_names)` → True when an application access policy shuts the app out of that
+  mailbox: Graph answers 403 ErrorAccessDenied "Access to OData is disabled." (graph-facts §5.3).
 - `expire_delta_tokens()` → every delta token issued up to now answers `syncStateNotFound` from now on;
   `is_delta_token_expired(issued_at)` (aware datetime) says whether one has; `delta_tokens_expired_before`.
 
@@ -26,7 +28,8 @@ request path (e.g. "calendarView", "^/v1.0/users/[^/]+/events$").
 Spec (all keys optional):
     {"latency": {"ms": 250, "path": null, "mailbox": null},
      "errors": [{"status": 429 | 503 | 504, "share": 0.5, "retryAfter": 2, "path": null, "mailbox": null}],
-     "notifications": {"drop": 0.1, "duplicate": 0.1, "delay": 0.2, "delaySeconds": 5, "reorder": 0.1}}
+     "notifications": {"drop": 0.1, "duplicate": 0.1, "delay": 0.2, "delaySeconds": 5, "reorder": 0.1},
+     "accessPolicy": {"mailboxes": ["roomsync.butler@roomsync.test"]}}
 
 Why: the issue's fault list (latency; 429/503/504 for a share of calls; drop, duplicate, delay or reorder
 notifications; expire a delta token), with Retry-After as Graph sends it for throttling and 503
@@ -120,6 +123,7 @@ class Faults:
         self._errors: list[_ErrorRule] = []
         self._notifications = NotificationPlan()
         self._delta_cutoff: datetime | None = None
+        self._policy_mailboxes: frozenset[str] = frozenset()
 
     def reset(self) -> None:
         with self._lock:
@@ -128,7 +132,7 @@ class Faults:
     def configure(self, spec: dict) -> None:
         if not isinstance(spec, dict):
             raise ValueError("the fault spec must be a JSON object")
-        unknown = set(spec) - {"latency", "errors", "notifications"}
+        unknown = set(spec) - {"latency", "errors", "notifications", "accessPolicy"}
         if unknown:
             raise ValueError(f"unknown fault sections: {sorted(unknown)}")
         latency = spec.get("latency") or {}
@@ -149,7 +153,12 @@ class Faults:
             delay_seconds=float(_non_negative(notes.get("delaySeconds", 0.0), "notifications.delaySeconds")),
             reorder=_share(notes.get("reorder", 0.0), "notifications.reorder"),
         )
+        policy = spec.get("accessPolicy") or {}
+        mailboxes = policy.get("mailboxes") or []
+        if not isinstance(mailboxes, list) or not all(isinstance(m, str) and m for m in mailboxes):
+            raise ValueError("accessPolicy.mailboxes must be a list of mailbox ids or addresses")
         with self._lock:
+            self._policy_mailboxes = frozenset(m.lower() for m in mailboxes)
             self._latency_ms, self._latency_scope = latency_ms, latency_scope
             self._errors = errors
             self._notifications = plan
@@ -163,6 +172,7 @@ class Faults:
                            for r in self._errors],
                 "notifications": {"drop": plan.drop, "duplicate": plan.duplicate, "delay": plan.delay,
                                   "delaySeconds": plan.delay_seconds, "reorder": plan.reorder},
+                "accessPolicy": {"mailboxes": sorted(self._policy_mailboxes)},
                 "expireDeltaTokensBefore": iso_z(self._delta_cutoff) if self._delta_cutoff else None,
             }
 
@@ -178,6 +188,10 @@ class Faults:
                 if rule.scope.matches(path, mailbox_names) and self._random.random() < rule.share:
                     return rule.status, rule.retry_after
             return None
+
+    def access_denied(self, mailbox_names: frozenset[str] | set[str]) -> bool:
+        with self._lock:
+            return bool(self._policy_mailboxes & set(mailbox_names))
 
     def notification_plan(self) -> NotificationPlan:
         with self._lock:

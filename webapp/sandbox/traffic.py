@@ -1,12 +1,15 @@
 """Fault injection and Outlook-style throttling for every Graph request.
 
 Public API: `install(bp)` — registers on the Graph blueprint a `before_request` hook that, in order:
-1. sleeps the configured latency (`Faults.latency_seconds`);
-2. answers an injected 429/503/504 with `Retry-After` for the configured share of calls
+1. answers an injected 429/503/504 with `Retry-After` for the configured share of calls
    (`Faults.injected_error`) — Graph sends Retry-After with 429 and may with 503 (graph-facts §5.1);
+2. answers 403 ErrorAccessDenied "Access to OData is disabled." for a mailbox an application access policy
+   shuts the app out of (`Faults.access_denied`, graph-facts §5.3);
 3. for a request on a mailbox (`/v1.0/users/{id|upn}/…`, the resources the Outlook limits cover: events,
    calendar, photo, contacts, people — graph-facts §5.1), takes a `Throttle` lease for (app id, mailbox id)
    or answers 429 `TooManyRequests` with `Retry-After`;
+4. sleeps the configured latency (`Faults.latency_seconds`) while holding that lease, so slow answers use up
+   the mailbox's concurrency as they do in Exchange;
 and a `teardown_request` hook that gives the lease back however the request ended.
 
 The mailbox is resolved to its user id, so `/users/{id}/…` and `/users/{upn}/…` share one budget as they
@@ -69,24 +72,23 @@ def install(bp) -> None:
     def apply_traffic_rules():
         state = sandbox_state()
         mailbox, names = _mailbox_of_request()
-        delay = state.faults.latency_seconds(request.path, names)
-        if delay:
-            time.sleep(delay)
         injected = state.faults.injected_error(request.path, names)
         if injected:
             status, retry_after = injected
             code, message = _INJECTED[status]
             return graph_error_response(status, code, message, {"Retry-After": str(retry_after)})
-        if mailbox is None:
-            return None
-        app_id = _calling_app_id()
-        if app_id is None:
-            return None
-        try:
-            g.throttle_lease = state.throttle.acquire(app_id, mailbox)
-        except Throttled as throttled:
-            return graph_error_response(429, "TooManyRequests", _THROTTLED[throttled.reason],
-                                        {"Retry-After": str(throttled.retry_after)})
+        if mailbox is not None and state.faults.access_denied(names):
+            return graph_error_response(403, "ErrorAccessDenied", "Access to OData is disabled.")
+        app_id = _calling_app_id() if mailbox is not None else None
+        if app_id is not None:
+            try:
+                g.throttle_lease = state.throttle.acquire(app_id, mailbox)
+            except Throttled as throttled:
+                return graph_error_response(429, "TooManyRequests", _THROTTLED[throttled.reason],
+                                            {"Retry-After": str(throttled.retry_after)})
+        delay = state.faults.latency_seconds(request.path, names)
+        if delay:
+            time.sleep(delay)
         return None
 
     @bp.teardown_request
