@@ -14,7 +14,7 @@ does not come up, the runner stops the others and exits 1 saying which one.
 
 Environment: `PORT` (web port, default 5000); `REDIS_URL` (use that Redis instead of starting one);
 `ROOMSYNC_REDIS_PORT` (port of the embedded server, default a free one); `ROOMSYNC_INSTANCE` (instance
-folder: database, secret key, valkey's folder; default `./instance`); `WEB_THREADS` (default 4); `SANDBOX_PORT` (default 5001); `ROOMSYNC_SANDBOX=0` (no sandbox). Everything
+folder: database, secret key, valkey's folder; default `./instance`); `WEB_THREADS` (default 4); `PUBLIC_BASE_URL` (default http://127.0.0.1:$PORT); `SANDBOX_PORT` (default 5001); `ROOMSYNC_SANDBOX=0` (no sandbox). Everything
 else (DATABASE_URL, SECRET_KEY, …) passes through to the processes.
 
 Adding a process is one `ProcessSpec` line in `PROCESSES`: a name, a function from `Settings` to its
@@ -329,6 +329,8 @@ class Runner:
         self.settings = settings
         self.env = dict(environ, REDIS_URL=settings.redis_url, ROOMSYNC_INSTANCE=str(settings.instance),
                         PYTHONUNBUFFERED="1")
+        # Where the provider (the sandbox, on this machine) sends change notifications.
+        self.env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{settings.port}")
         self.children: list[Child] = []
         # A plain flag, not a threading.Event: a signal handler must not take a lock its thread may hold.
         self.stop_requested = False

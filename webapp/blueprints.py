@@ -16,6 +16,9 @@ BLUEPRINTS = [
     ("webapp.booking.views", "bp", None),
     ("webapp.admin.views", "bp", "/admin"),
     ("webapp.api.views", "bp", "/api/v1"),
+    ("webapp.integration.views", "bp", None),  # /admin/integration/
+    ("webapp.integration.views", "people_bp", None),  # /people/…
+    ("webapp.integration.views", "webhooks_bp", None),  # /webhooks/graph
 ]
 
 

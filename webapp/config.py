@@ -11,6 +11,9 @@ Environment variables (all optional):
 - `ROOMSYNC_RQ_QUEUE`: name of the RQ queue (default `roomsync`).
 - `ROOMSYNC_SYNC_JOBS`: `1` runs jobs inline instead of enqueueing (tests and one-off scripts).
 - `SESSION_COOKIE_SECURE`: `1` behind HTTPS.
+- `PUBLIC_BASE_URL`: the address at which the provider reaches Roomsync's webhooks (`make run` sets
+  http://127.0.0.1:$PORT, which the local sandbox accepts).
+- `GRAPH_*`: the Microsoft 365 tenant, read by `webapp.graph.settings` (see there).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE") == "1",
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", ""),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
     }

@@ -5,10 +5,14 @@ Public API:
 - `queue()`: the application's RQ queue.
 - `enqueue_after_commit(func, *args, **kwargs)`: queue a job once the current database transaction commits
   (dropped on rollback), so a job never runs against rows that do not exist yet. Jobs take ids, not objects.
-  With `SYNC_JOBS` set (tests, scripts) the job runs inline right after the commit instead.
+  With `SYNC_JOBS` set (tests, scripts) the job runs right after the commit instead, synchronously, in an app
+  context (and so a database session) of its own — as a worker would run it. A failing job is logged with its
+  traceback, as RQ records a failed job; the request that enqueued it has committed and is not affected.
 """
 
 from __future__ import annotations
+
+import threading
 
 from flask import Flask, current_app
 from redis import Redis
@@ -48,12 +52,31 @@ def _flush_pending_jobs(session) -> None:
     if not pending:
         return
     if current_app.config.get("SYNC_JOBS"):
+        app = current_app._get_current_object()
         for func, args, kwargs in pending:
-            func(*args, **kwargs)
+            _run_in_own_context(app, func, args, kwargs)
         return
     q = queue()
     for func, args, kwargs in pending:
         q.enqueue(func, *args, **kwargs)
+
+
+def _run_in_own_context(app: Flask, func, args, kwargs) -> None:
+    """Inside `after_commit` the committing session cannot run SQL, and the job must not share it anyway: a
+    thread gets its own app context and session, and the caller waits for it."""
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                func(*args, **kwargs)
+            except Exception:  # noqa: BLE001 — a job's failure is its own, as with RQ
+                app.logger.exception("job %s failed", getattr(func, "__name__", func))
+            finally:
+                db.session.remove()
+
+    worker = threading.Thread(target=run, name=f"job-{getattr(func, '__name__', 'job')}")
+    worker.start()
+    worker.join()
 
 
 @event.listens_for(Session, "after_rollback")

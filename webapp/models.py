@@ -11,3 +11,4 @@ from .booking.models import (  # noqa: F401
     booking_spaces,
     space_dependencies,
 )
+from .integration.models import IntegrationSettings, ProviderIdentity, UserPhoto  # noqa: F401
