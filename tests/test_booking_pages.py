@@ -582,3 +582,128 @@ def test_pages_keep_the_user_on_the_same_day_after_a_change(clock, client, login
     assert response.headers["Location"] == "/?date=2026-03-05"
     assert response.status_code == 303
     assert "The booking is cancelled." in text(client.get(response.headers["Location"]))
+
+
+# ---------------------------------------------------------------------------------------------- holders' avatars
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+
+
+@pytest.fixture
+def photos(venue):
+    """Integration settings for the venue (photo sync on) and a setter for the photos people have."""
+    from webapp.integration.models import IntegrationSettings, UserPhoto
+
+    settings = IntegrationSettings(venue_id=venue.id, butler_email="butler@roomsync.test", enabled=True, sync_photos=True)
+    db.session.add(settings)
+    db.session.commit()
+
+    def give(*users, data=PNG):
+        for user in users:
+            db.session.merge(UserPhoto(user_id=user.id, content_type="image/png", data=data, etag=f"e{user.id}"))
+        db.session.commit()
+
+    give.settings = settings
+    return give
+
+
+def avatar_of(html: str, initials: str) -> str:
+    """The avatar markup that shows `initials` (it ends with the closing tag of the avatar span)."""
+    match = re.search(rf'<span class="avatar"[^>]*><span class="avatar-initials">{initials}</span>(<img [^>]*>)?</span>', html)
+    assert match, f"no avatar with initials {initials}"
+    return match.group(0)
+
+
+def test_holders_show_their_photo_when_synced_and_initials_otherwise(
+    clock, client, login, rooms, venue, ana, bo, photos, make_booking, make_space, london_time
+):
+    photos(ana)  # Bo has none (or the sync recorded "no photo": a row without bytes)
+    photos(bo, data=None)
+    board = make_space(venue, "Board", depends_on=[rooms[2]])
+    mine = make_booking(venue, rooms[0], london_time(2026, 3, 2, 10, 0), holder=ana, title="Review")
+    theirs = make_booking(venue, rooms[1], london_time(2026, 3, 2, 14, 0), holder=bo, title="Secret", private=True,
+                          attendees=["ana@roomsync.test"])
+    make_booking(venue, board, london_time(2026, 3, 2, 16, 0), holder=bo, title="Board meeting")
+    photo = f'<img src="/people/{ana.id}/photo" alt="" loading="lazy"'
+
+    login(ana)
+    html = text(client.get("/", query_string={"date": DAY}))
+    # Day view: a small avatar next to the holder's name, the private booking's holder as before (title masked).
+    assert photo in avatar_of(html, "AL") and '--avatar-size: 1.25rem' in avatar_of(html, "AL")
+    assert re.search(r'<span class="who"><span class="avatar"[^>]*><span class="avatar-initials">AL</span><img [^>]*></span>Ana Lee</span>', html)
+    assert "<img" not in avatar_of(html, "BK") and "Private booking" in html and "Secret" not in html
+    assert html.count('class="avatar"') == 3  # Review, Secret, Board meeting; the "in use" block shows no one
+    assert "In use: Board" in html
+    assert f"/people/{bo.id}/photo" not in html
+
+    # A booking's page, in the dialog and as a page.
+    for headers in ({}, HTMX):
+        assert photo in avatar_of(text(client.get(f"/bookings/{mine.id}", headers=headers)), "AL")
+        assert "<img" not in avatar_of(text(client.get(f"/bookings/{theirs.id}", headers=headers)), "BK")
+
+    # My bookings: what Ana holds and what she attends, each with its holder.
+    html = text(client.get("/bookings/mine"))
+    assert photo in avatar_of(html, "AL") and "<img" not in avatar_of(html, "BK")
+    assert "Attending · Bo Kim" in html
+
+    # The week view shares the grid.
+    assert photo in text(client.get(f"/spaces/{rooms[0].id}/week", query_string={"date": DAY}))
+
+
+@pytest.mark.parametrize("setting", ["sync_photos", "enabled"])
+def test_no_photo_is_shown_when_photo_sync_is_off(clock, client, login, rooms, venue, ana, photos, make_booking, london_time, setting):
+    photos(ana)
+    booking = make_booking(venue, rooms[0], london_time(2026, 3, 2, 10, 0), holder=ana)
+    setattr(photos.settings, setting, False)
+    db.session.commit()
+    login(ana)
+    for path in ("/", f"/bookings/{booking.id}", "/bookings/mine"):
+        html = text(client.get(path, query_string={"date": DAY} if path == "/" else None))
+        assert "/photo" not in html and "<img" not in avatar_of(html, "AL"), path
+    assert client.get(f"/people/{ana.id}/photo").status_code == 404
+
+
+def test_without_any_integration_holders_show_initials(clock, client, login, rooms, venue, ana, make_booking, london_time):
+    make_booking(venue, rooms[0], london_time(2026, 3, 2, 10, 0), holder=ana)
+    login(ana)
+    html = text(client.get("/", query_string={"date": DAY}))
+    assert "<img" not in avatar_of(html, "AL") and "/photo" not in html
+
+
+def test_day_view_queries_do_not_grow_with_the_number_of_bookings(
+    clock, app, client, login, venue, make_space, make_user, photos, make_booking, london_time
+):
+    from sqlalchemy import event
+
+    from webapp.auth.models import User
+
+    spaces = [make_space(venue) for _ in range(10)]
+    viewer = make_user()
+    login(viewer)
+
+    def statements_for_a_day(bookings: int, day: int) -> tuple[int, str]:
+        for n in range(bookings):  # each with its own holder (no password: hashing 55 would be slow), half with photos
+            holder = User(email=f"h{day}-{n}@roomsync.test", first_name=f"H{n}", last_name="Holder", role="member", active=True)
+            db.session.add(holder)
+            db.session.commit()
+            if n % 2:
+                photos(holder)
+            make_booking(venue, spaces[n % 10], london_time(2026, 3, day, 8 + n // 10, 0), 30, holder=holder, title=f"B{n}")
+        seen: list[str] = []
+
+        def count(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            with app.app_context():  # its own session, as in production: nothing already loaded to lean on
+                html = text(client.get("/", query_string={"date": f"2026-03-{day:02d}"}))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        return len(seen), html
+
+    few, few_html = statements_for_a_day(5, 3)
+    many, many_html = statements_for_a_day(50, 4)
+    assert few_html.count('class="avatar"') == 5 and many_html.count('class="avatar"') == 50
+    assert many_html.count('/photo" alt="" loading="lazy"') == 25
+    assert many == few, f"{few} statements for 5 bookings, {many} for 50"

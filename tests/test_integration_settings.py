@@ -196,20 +196,36 @@ def test_a_wrong_secret_fails_the_token_check_and_skips_the_rest(connected, app,
     assert all(r.ok is None for r in results[1:])
 
 
-def test_an_application_access_policy_is_recognised_and_explained(connected, admin_client, make_venue, monkeypatch):
-    # The sandbox has no access-policy switch: the client's typed error is raised where Graph would answer it.
+def test_an_application_access_policy_is_recognised_and_explained(connected, sandbox_admin, admin_client, make_venue,
+                                                                  monkeypatch):
+    # Exchange's application access policy shuts the app out of the butler's mailbox: the sandbox answers every
+    # call on it with 403 ErrorAccessDenied "Access to OData is disabled.", through the real client.
     make_venue()
+    sandbox_admin.access_policy(DEMO_BUTLER_EMAIL)
+    raised = []
+    create_test_event = provider.create_test_event
 
-    def denied(*args, **kwargs):
-        raise AccessPolicyDenied("Access to OData is disabled.", status=403, code="ErrorAccessDenied")
+    def watched(*args, **kwargs):
+        try:
+            return create_test_event(*args, **kwargs)
+        except Exception as error:
+            raised.append(error)
+            raise
 
-    monkeypatch.setattr(provider, "create_test_event", denied)
+    monkeypatch.setattr(provider, "create_test_event", watched)
     response = admin_client.post(URL, data=form(), headers={"HX-Request": "true"})
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    calendar = html.split('data-check="calendar"')[1].split("</li>")[0]
-    assert "Access to OData is disabled" in calendar
-    assert "Get-ApplicationAccessPolicy" in calendar and "Exchange admin" in calendar
+    assert [type(e) for e in raised] == [AccessPolicyDenied]  # the client typed Graph's 403 for what it is
+    states = checks(html)
+    # Every check that opens the butler's mailbox fails, each explained as the policy, not a missing permission.
+    assert {k for k, v in states.items() if v == "fail"} == {"calendar", "contacts", "people"}
+    for key in ("calendar", "contacts", "people"):
+        item = html.split(f'data-check="{key}"')[1].split("</li>")[0]
+        assert "Access to OData is disabled" in item, key
+        assert "Get-ApplicationAccessPolicy" in item and "Exchange admin" in item, key
+        assert "lacks the application permission" not in item, key
+    assert states["rooms"] == "pass" and states["directory"] == "pass"  # calls on no mailbox are not covered
     assert saved_count() == 0
 
 

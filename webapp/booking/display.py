@@ -3,10 +3,13 @@
 Public API:
 - `BlockSource(space_id, booking, start, end, original_start, title)`: one occurrence to place (`title` is
   the visible title, already decided by `booking.privacy`).
-- `day_grid(venue, day, spaces, sources, *, viewer, now, related, names, new_href, detail_href, week_href)`
-  → `Grid`: one column per space on one day.
-- `week_grid(venue, space, days, sources, *, viewer, now, names, new_href, detail_href, day_href)` → `Grid`:
-  one column per day for one space.
+- `day_grid(venue, day, spaces, sources, *, viewer, now, related, names, new_href, detail_href, week_href,
+  avatar)` → `Grid`: one column per space on one day.
+- `week_grid(venue, space, days, sources, *, viewer, now, names, new_href, detail_href, day_href, avatar)`
+  → `Grid`: one column per day for one space.
+  `avatar(holder)` (optional; none by default) → the holder's avatar as HTML (photo or initials), shown next to
+  their name; the caller prepares it for the whole page at once, so laying out a block runs no query and
+  renders no template.
 - `Grid`, `Column`, `Block`: what the grid template renders (`Column.slots_html()` renders the empty slots).
 
 Rows are the venue's grid steps in wall-clock time, from the opening hours of the days shown (07:00–20:00
@@ -54,6 +57,7 @@ class Block:
     holder: str
     href: str | None
     classes: str
+    avatar: str = ""  # the holder's avatar (HTML); empty: no person to show (internal blocks, "in use")
 
 
 @dataclass
@@ -169,7 +173,12 @@ class _DayRows:
         ]
 
 
-def _block(item: _Local, grid: int, day: date, first: int, last: int, viewer_id, detail_href, blocked_by=None) -> Block | None:
+def _no_avatar(holder) -> str:
+    return ""
+
+
+def _block(item: _Local, grid: int, day: date, first: int, last: int, viewer_id, detail_href, avatar,
+           blocked_by=None) -> Block | None:
     start = max(_minutes_into(day, item.start), first)
     end = min(_minutes_into(day, item.end), last)
     if end <= start:
@@ -185,8 +194,10 @@ def _block(item: _Local, grid: int, day: date, first: int, last: int, viewer_id,
     top, height = (start - first) / grid, (end - start) / grid
     if blocked_by is not None:
         return Block(top, height, f"In use: {blocked_by}", when, "", None, classes + " blocked")
-    holder = booking.holder.display_name if booking.holder is not None else booking.kind.capitalize()
-    return Block(top, height, source.title, when, holder, detail_href(booking.id, iso_z(source.original_start)), classes)
+    href = detail_href(booking.id, iso_z(source.original_start))
+    if booking.holder is None:
+        return Block(top, height, source.title, when, booking.kind.capitalize(), href, classes)
+    return Block(top, height, source.title, when, booking.holder.display_name, href, classes, avatar(booking.holder))
 
 
 def _cover(column: Column, block: Block) -> None:
@@ -225,6 +236,7 @@ def day_grid(
     new_href: Callable[[int], str],
     detail_href: Callable[[int, str], str],
     week_href: Callable[[int], str],
+    avatar: Callable[[object], str] = _no_avatar,
 ) -> Grid:
     """`related[space_id]`: the other spaces whose bookings block it; `names`: every space's name."""
     items = _localise(venue, sources)
@@ -254,7 +266,7 @@ def day_grid(
         space_id = item.source.space_id
         own = columns.get(space_id)
         if own is not None:
-            block = _block(item, grid, day, first, last, viewer_id, detail_href)
+            block = _block(item, grid, day, first, last, viewer_id, detail_href, avatar)
             if block is not None:
                 own.blocks.append(block)
                 _cover(own, block)
@@ -262,7 +274,8 @@ def day_grid(
             column = columns.get(blocked_id)
             if column is None:
                 continue
-            block = _block(item, grid, day, first, last, viewer_id, detail_href, blocked_by=names.get(space_id, ""))
+            block = _block(item, grid, day, first, last, viewer_id, detail_href, avatar,
+                           blocked_by=names.get(space_id, ""))
             if block is not None:
                 column.blocks.append(block)
                 _cover(column, block)
@@ -281,6 +294,7 @@ def week_grid(
     new_href: Callable[[int], str],
     detail_href: Callable[[int, str], str],
     day_href: Callable[[date], str],
+    avatar: Callable[[object], str] = _no_avatar,
 ) -> Grid:
     """`sources` may include bookings of related spaces (shown as "in use"); `names`: their names."""
     items = _localise(venue, sources)
@@ -307,7 +321,7 @@ def week_grid(
         )
         for item in items:
             blocked_by = None if item.source.space_id == space.id else names.get(item.source.space_id, "")
-            block = _block(item, step, day, first, last, viewer_id, detail_href, blocked_by=blocked_by)
+            block = _block(item, step, day, first, last, viewer_id, detail_href, avatar, blocked_by=blocked_by)
             if block is not None:
                 column.blocks.append(block)
                 _cover(column, block)

@@ -15,6 +15,9 @@ Writes go through `booking.operations` only. Their errors come back to the user 
 the clashing dates and spaces with titles masked by `booking.privacy` (409). Success answers htmx with an
 `HX-Trigger: booking-changed` event on a 204 (the dialog closes, the grid reloads, the message is shown) and plain
 requests with a 303 and a flash.
+
+Holders appear with their avatar (`people/_avatar.html`: the synced photo when the venue syncs photos, else
+initials) on the grids, "My bookings" and a booking's page; which holders have a photo is read once per page.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, flash, get_template_attribute, make_response, redirect, render_template, request,
+                   url_for)
 from flask_login import current_user, login_required
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import contains_eager
@@ -32,6 +36,7 @@ from .. import htmx
 from ..auth.models import User
 from ..auth.views import safe_next
 from ..extensions import db
+from ..integration.photos import holders_with_photos, initials
 from ..timeutil import NaiveDatetimeError, local_day_bounds, now_utc, parse_iso, to_local
 from ..venue import current_venue
 from . import display
@@ -59,6 +64,7 @@ CHANGED_EVENT = "booking-changed"
 MAX_ID = 2**31 - 1  # larger ids cannot exist; refusing them early keeps the database driver from overflowing
 CONFLICTS_SHOWN = 12
 MY_BOOKINGS_SHOWN = 100
+AVATAR_SIZE = "1.25rem"  # next to a holder's name in grids and lists (20 px)
 
 
 # ---------------------------------------------------------------------------------------------- input parsing
@@ -176,6 +182,26 @@ def _detail_href_maker():
     return lambda booking_id, occurrence_iso: pattern.format(booking_id, occurrence_iso)
 
 
+def _avatar_maker(venue, holder_ids, size: str = AVATAR_SIZE):
+    """holder (User) → their avatar's HTML (the `people/_avatar.html` macro), for a whole page: which holders
+    have a photo to show is read once (`holders_with_photos`, one query), the photo URL is a pattern, and each
+    holder's avatar is rendered once however many bookings they hold (a 200-space day view has about 700
+    blocks but a few dozen holders; the macro per block was 5% of its time)."""
+    with_photo = holders_with_photos(venue, holder_ids)
+    pattern = _url_pattern("people.photo", user_id=MAX_ID) if with_photo else ""
+    macro = get_template_attribute("people/_avatar.html", "avatar")
+    rendered: dict[int, str] = {}
+
+    def avatar(holder: User) -> str:
+        html = rendered.get(holder.id)
+        if html is None:
+            photo = pattern.format(holder.id) if holder.id in with_photo else None
+            html = rendered[holder.id] = macro(initials(holder.display_name), photo, size)
+        return html
+
+    return avatar
+
+
 # ---------------------------------------------------------------------------------------------- grids
 
 
@@ -194,11 +220,12 @@ def day_view():
     occurrences = occurrences_between([s.id for s in active], start, end)
     new_base = url_for("booking.new_booking")
     week_pattern = _url_pattern("booking.week_view", space_id=MAX_ID, date=day.isoformat())
+    sources = _block_sources(occurrences, venue)
     grid = display.day_grid(
         venue,
         day,
         shown,
-        _block_sources(occurrences, venue),
+        sources,
         viewer=_user(),
         now=now_utc(),
         related=DependencyGraph.load().blockers(),
@@ -206,6 +233,7 @@ def day_view():
         new_href=lambda space_id: f"{new_base}?space={space_id}&start=",
         detail_href=_detail_href_maker(),
         week_href=week_pattern.format,
+        avatar=_avatar_maker(venue, {s.booking.holder_id for s in sources}),
     )
     context = dict(
         venue=venue,
@@ -240,17 +268,19 @@ def week_view(space_id: int):
     start, end = local_day_bounds(days[0], venue.tz)[0], local_day_bounds(days[-1], venue.tz)[1]
     occurrences = occurrences_between(space_closure([space.id]), start, end)
     new_base = url_for("booking.new_booking")
+    sources = _block_sources(occurrences, venue)
     grid = display.week_grid(
         venue,
         space,
         days,
-        _block_sources(occurrences, venue),
+        sources,
         viewer=_user(),
         now=now_utc(),
         names={s.id: s.name for s in venue.spaces},
         new_href=lambda sid: f"{new_base}?space={sid}&start=",
         detail_href=_detail_href_maker(),
         day_href=lambda d: url_for("booking.day_view", date=d.isoformat()),
+        avatar=_avatar_maker(venue, {s.booking.holder_id for s in sources}),
     )
     context = dict(
         venue=venue,
@@ -281,6 +311,7 @@ class MyOccurrence:
     original_start: datetime
     title: str
     spaces: list[str] = field(default_factory=list)
+    avatar: str = ""  # the holder's (HTML); empty when there is none (an internal block)
 
     @property
     def occurrence_iso(self) -> str:
@@ -310,7 +341,9 @@ def my_bookings():
     else:
         stmt = stmt.where(Occurrence.end_utc > now).order_by(Occurrence.start_utc, Booking.id, Space.position)
     rows = list(db.session.scalars(stmt.limit(MY_BOOKINGS_SHOWN * 5)))
-    overrides = _prepare(list({o.booking_id: o.booking for o in rows}.values()), venue)
+    bookings = list({o.booking_id: o.booking for o in rows}.values())
+    overrides = _prepare(bookings, venue)
+    avatar = _avatar_maker(venue, {b.holder_id for b in bookings})
     items: dict[tuple[int, datetime], MyOccurrence] = {}
     for row in rows:
         key = (row.booking_id, row.original_start_utc)
@@ -318,7 +351,9 @@ def my_bookings():
             if len(items) == MY_BOOKINGS_SHOWN:
                 break
             title = visible_title(row.booking, current_user, overrides.get(key))
-            items[key] = MyOccurrence(row.booking, row.start_utc, row.end_utc, row.original_start_utc, title)
+            holder = row.booking.holder
+            items[key] = MyOccurrence(row.booking, row.start_utc, row.end_utc, row.original_start_utc, title,
+                                      avatar=avatar(holder) if holder else "")
         items[key].spaces.append(row.space.name)
     return render_template(
         "booking/mine.html",
@@ -440,8 +475,10 @@ def _render_detail(booking: Booking, occurrence: OccurrenceTime | None, *, statu
     shown = occurrence or OccurrenceTime(booking.start_utc, booking.start_utc, booking.end_utc)
     details = can_see_details(booking, current_user)
     labels = {f.key: f.label for f in venue.custom_fields}
+    holder = booking.holder
     context = dict(
         booking=booking,
+        holder_avatar=_avatar_maker(venue, [booking.holder_id], size="1.75rem")(holder) if holder else "",
         occurrence=occurrence,
         occurrence_iso=display.iso_z(occurrence.original_start) if occurrence else None,
         title=visible_title(booking, current_user, shown.title),

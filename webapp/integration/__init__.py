@@ -6,6 +6,7 @@
 - `provider`: the only module that calls the Graph client (a thin adapter over `webapp.graph`).
 - `validation`: the live tests run when the settings are saved.
 - `operations`: saving settings, provider users, the active-calendar check, photo sync.
+- `photos`: who has a photo to show (one query per page) and initials for everyone else.
 - `cache`: the short-lived per-user cache and rate limit of the attendee lookup (Redis, or in process).
 - `forms`: the settings form.
 - `jobs`: RQ jobs (ids in, idempotent).

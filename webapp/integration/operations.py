@@ -18,7 +18,7 @@ Public API:
   the last known value, else False); `cached_active_calendar(user)` → bool | None without calling the
   provider (for requests: provider calls belong in jobs).
 - Photos: `sync_photo(user)` → bool (has a photo; commits), `photo_for(user_id)` → UserPhoto with bytes | None,
-  `photos_enabled()`.
+  `photos_enabled()`. Which people have a photo to show, and their initials: `photos`.
 - Attendee lookup: `search_people(user, query)` → `PeopleResults(query, items: [Suggestion], note)`: active
   Roomsync users, then (integration on) the holder's contacts and relevant people (read once per
   `LISTS_TTL`, filtered locally), then the directory when allowed. Answers are cached `RESULTS_TTL` per user
@@ -47,7 +47,7 @@ from ..booking.models import Venue
 from ..extensions import db
 from ..graph.errors import GraphError, InvalidUser, MailboxNotEnabled, NotFound
 from ..timeutil import now_utc
-from . import cache, provider
+from . import cache, photos, provider
 from .models import PROVIDERS, SYNC_TYPES, IntegrationSettings, ProviderIdentity, UserPhoto
 from .prerequisites import Prerequisite, all_met, check_venue
 from .validation import CheckResult, ValidationInput, all_passed, run_validation
@@ -348,8 +348,7 @@ class Suggestion:
 
     @property
     def initials(self) -> str:
-        words = [w for w in re.split(r"[\s.@_-]+", self.name) if w and w[0].isalnum()]
-        return "".join(w[0].upper() for w in words[:2]) or "?"
+        return photos.initials(self.name)
 
 
 @dataclass

@@ -24,15 +24,13 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Blueprint, abort, make_response, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from ..booking.errors import ValidationError
-from ..extensions import csrf, db
+from ..extensions import csrf
 from ..venue import current_venue
-from . import operations, provider
+from . import operations, photos, provider
 from .forms import IntegrationForm
-from .models import UserPhoto
 from .prerequisites import check_venue
 
 log = logging.getLogger(__name__)
@@ -154,10 +152,7 @@ def require_login():
 def search():
     results = operations.search_people(current_user, request.args.get("q", ""))
     ids = [s.user_id for s in results.items if s.user_id]
-    with_photo = set()
-    if ids and operations.photos_enabled():
-        with_photo = set(db.session.scalars(select(UserPhoto.user_id).where(
-            UserPhoto.user_id.in_(ids), UserPhoto.data.is_not(None))))
+    with_photo = photos.holders_with_photos(current_venue(), ids) if ids else set()
     response = make_response(render_template("people/_suggestions.html", results=results, with_photo=with_photo))
     response.headers["Cache-Control"] = "private, no-store"
     return response
