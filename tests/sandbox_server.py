@@ -137,19 +137,29 @@ def sandbox_admin(sandbox_tenant):
     admin.restore()
 
 
+@contextmanager
+def serve_app(served) -> Iterator[str]:
+    """Serve a Roomsync app on a free loopback port in a thread; yields its base URL, then shuts down and
+    releases the app's database connections."""
+    server = make_server("127.0.0.1", 0, served, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with served.app_context():
+            db.engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def webhook_server(app, tmp_path_factory):
     served = create_app({"INSTANCE_PATH": str(tmp_path_factory.mktemp("webhook-instance")),
                          "SECRET_KEY": "webhook-test-secret",
                          "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]})
-    server = make_server("127.0.0.1", 0, served, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="webhook-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    with served.app_context():
-        db.engine.dispose()
+    with serve_app(served) as url:
+        yield url
 
 
 @pytest.fixture

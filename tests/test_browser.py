@@ -10,16 +10,14 @@ around the clock and the test books tomorrow, so it passes at any hour. Screensh
 from __future__ import annotations
 
 import os
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from werkzeug.serving import make_server
 
+from sandbox_server import serve_app
 from webapp import create_app
-from webapp.extensions import db
 
 pytestmark = pytest.mark.browser
 
@@ -63,14 +61,8 @@ def live_server(app, tmp_path):
             "SYNC_JOBS": True,
         }
     )
-    server = make_server("127.0.0.1", 0, served, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    with served.app_context():
-        db.engine.dispose()
+    with serve_app(served) as url:
+        yield url
 
 
 @pytest.fixture
