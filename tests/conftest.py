@@ -22,6 +22,9 @@ from sqlalchemy import text
 from webapp import create_app
 from webapp.extensions import db
 
+# The Microsoft 365 sandbox served over HTTPS and its fixtures (sandbox_tenant, sandbox_admin, connected, …).
+pytest_plugins = ["sandbox_server"]
+
 FROZEN_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ALL_WEEK = {day: ["07:00", "22:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 

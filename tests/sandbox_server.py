@@ -1,6 +1,6 @@
 """The sandbox tenant for tests: started over real HTTPS on a free port, its admin API, and the fixtures that
 connect Roomsync to it. pytest puts tests/ on sys.path, so test modules and conftests import from here
-(`from sandbox_server import connected, sandbox_admin  # noqa: F401` for fixtures).
+(its fixtures reach every test through `pytest_plugins` in tests/conftest.py).
 
 Helpers (no pytest needed):
 - `serve_sandbox(instance)`: a context manager that runs the sandbox from `make_sandbox_server` on a free port of
@@ -97,6 +97,9 @@ class SandboxAdmin:
 
     def grant(self, permission: str):
         return self._call("POST", "/permissions/grant", {"permission": permission})
+
+    def delete_room(self, email: str):
+        return self._call("POST", f"/rooms/{email}/delete")
 
     def expire_delta(self):
         return self._call("POST", "/delta/expire")

@@ -10,6 +10,7 @@ from webapp.auth.models import ApiToken, issue_api_token
 from webapp.booking.models import Booking
 from webapp.booking.operations import occurrence_times
 from webapp.extensions import db
+from webapp.sync.models import Pair
 from webapp.timeutil import now_utc
 
 LIST_MARCH = {"start": "2026-03-01T00:00:00+00:00", "end": "2026-04-01T00:00:00+01:00"}
@@ -154,8 +155,20 @@ def test_spaces_lists_active_spaces_with_their_dependencies(api, venue, make_spa
         "tags": ["screen"],
         "depends_on": [],
         "dependants": [both.id],
+        "pair": None,
     }
     assert sorted(by_name["Board A+B"]["depends_on"]) == sorted([a.id, b.id])
+
+
+def test_spaces_include_their_paired_room_and_pair_state(api, venue, make_space, alice):
+    paired = make_space(venue, "Board A")
+    make_space(venue, "Board B")
+    db.session.add(Pair(venue_id=venue.id, space_id=paired.id, room_email="boarda@roomsync.test", room_id="r-1",
+                        room_display_name="Board room A", state="running"))
+    db.session.commit()
+    by_name = {s["name"]: s for s in api("GET", "/spaces", alice).get_json()}
+    assert by_name["Board A"]["pair"] == {"room_email": "boarda@roomsync.test", "state": "running"}
+    assert by_name["Board B"]["pair"] is None
 
 
 def test_spaces_without_a_venue_is_a_json_404(api, alice):
@@ -446,7 +459,7 @@ def test_bodies_that_are_not_json_objects(clock, api, venue, make_space, alice):
 def test_an_unexpected_error_inside_the_api_is_a_json_500(api, monkeypatch, venue, make_space, alice):
     make_space(venue)
 
-    def broken(space):
+    def broken(space, pair=None):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(schemas, "space_item", broken)

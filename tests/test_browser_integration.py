@@ -9,15 +9,13 @@ sandbox's subscription handshake reaches its /webhooks/graph. Screenshots go to 
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from werkzeug.serving import make_server
 
-from sandbox_server import graph_config, sandbox_admin, sandbox_tenant  # noqa: F401
 from test_browser import ARTIFACTS, AROUND_THE_CLOCK, browser  # noqa: F401
+from sandbox_server import graph_config, serve_app
 from webapp import create_app
 from webapp.extensions import db
 from webapp.integration.models import IntegrationSettings
@@ -31,16 +29,9 @@ def connected_server(app, tmp_path, sandbox_tenant):
     served = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "browser-test-secret",
                          "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "WTF_CSRF_ENABLED": True,
                          "SYNC_JOBS": True})
-    server = make_server("127.0.0.1", 0, served, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    served.config.update(graph_config(sandbox_tenant, base))
-    thread = threading.Thread(target=server.serve_forever, name="integration-live-server", daemon=True)
-    thread.start()
-    yield base
-    server.shutdown()
-    thread.join(timeout=10)
-    with served.app_context():
-        db.engine.dispose()
+    with serve_app(served) as base:
+        served.config.update(graph_config(sandbox_tenant, base))  # before the test's first request
+        yield base
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from sandbox_server import connected, sandbox_admin, sandbox_tenant, webhook_server  # noqa: F401
 from webapp.auth.models import User
 from webapp.extensions import db
 from webapp.graph.errors import ServiceUnavailable

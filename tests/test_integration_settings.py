@@ -11,7 +11,6 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from sandbox_server import connected, sandbox_admin, sandbox_tenant, webhook_server  # noqa: F401
 from webapp.extensions import db
 from webapp.graph.errors import AccessPolicyDenied, AuthFailed
 from webapp.integration import operations, provider

@@ -19,6 +19,7 @@ BLUEPRINTS = [
     ("webapp.integration.views", "bp", None),  # /admin/integration/
     ("webapp.integration.views", "people_bp", None),  # /people/…
     ("webapp.integration.views", "webhooks_bp", None),  # /webhooks/graph
+    ("webapp.sync.views", "bp", "/admin/sync"),
 ]
 
 

@@ -12,3 +12,4 @@ from .booking.models import (  # noqa: F401
     space_dependencies,
 )
 from .integration.models import IntegrationSettings, ProviderIdentity, UserPhoto  # noqa: F401
+from .sync.models import Pair  # noqa: F401

@@ -7,7 +7,8 @@ Public API:
   `parse_json_object(mimetype, data)` → dict; `parse_booking_create(body)` → `BookingInput`;
   `parse_booking_patch(body)` → `BookingPatch`; `parse_listing_query(args)` → `ListingQuery`;
   `parse_cancel_query(args)` → `CancelQuery`; `reject_unknown_query(args, allowed)`.
-- Serialising (times in the venue zone, ISO 8601 with offset): `iso(dt, tz)`, `space_item(space)`,
+- Serialising (times in the venue zone, ISO 8601 with offset): `iso(dt, tz)`, `space_item(space, pair=None)` (`pair`:
+  the space's sync pair, serialised as {room_email, state} or null),
   `occurrence_items(occurrence_rows, viewer)`, `booking_item(booking, viewer)`, `conflict_items(conflicts, tz)`.
   Titles, descriptions, attendees and custom fields go out only where `privacy.can_see_details` allows.
 - Limits: `MAX_ID` (ids are 32-bit integers on PostgreSQL), `MIN_YEAR`–`MAX_YEAR`, `MAX_LISTING_DAYS`.
@@ -276,7 +277,7 @@ def iso(value: datetime, tz) -> str:
     return to_local(value, tz).isoformat()
 
 
-def space_item(space) -> dict:
+def space_item(space, pair=None) -> dict:
     return {
         "id": space.id,
         "name": space.name,
@@ -285,6 +286,7 @@ def space_item(space) -> dict:
         "tags": list(space.tags or []),
         "depends_on": [s.id for s in space.depends_on],
         "dependants": [s.id for s in space.dependants],
+        "pair": {"room_email": pair.room_email, "state": pair.state} if pair is not None else None,
     }
 
 

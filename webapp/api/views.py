@@ -2,7 +2,7 @@
 
 Public API: `bp`. Endpoints (all need `Authorization: Bearer <token>`, see `api.auth`; errors are JSON, see
 `api.errors`; parsing and response shapes live in `api.schemas`; writes go through `booking.operations`):
-- `GET /spaces`: the venue's active spaces.
+- `GET /spaces`: the venue's active spaces, each with its sync pair (`"pair": {"room_email", "state"}` or null).
 - `GET /bookings?space=ID&start=ISO&end=ISO`: occurrences overlapping [start, end) (at most 366 days), on one
   space or on all; a booking on several spaces is listed once per occurrence.
 - `POST /bookings`: create → 201 with the booking and a Location header.
@@ -27,6 +27,7 @@ from ..booking.models import Booking
 from ..booking.operations import cancel_booking, create_booking, input_from_booking, occurrences_between, update_booking
 from ..booking.privacy import can_edit
 from ..extensions import csrf, db
+from ..sync.pairs import pair_by_space
 from ..venue import current_venue
 from . import errors, schemas
 from .auth import api_user, protect
@@ -62,7 +63,9 @@ def _editable_booking(booking_id: int) -> Booking:
 @bp.get("/spaces")
 def list_spaces():
     schemas.reject_unknown_query(request.args)
-    return jsonify([schemas.space_item(space) for space in current_venue().spaces if space.active])
+    venue = current_venue()
+    paired = pair_by_space(venue)  # one query for every space's pair
+    return jsonify([schemas.space_item(space, pair=paired.get(space.id)) for space in venue.spaces if space.active])
 
 
 @bp.get("/bookings")

@@ -11,6 +11,7 @@ Public API:
   settings page may show about the configuration (tenant, client id, authority host, where the secret comes
   from — never the secret).
 - `acquire_token()`; `get_user(key, probe_mailbox=True)`; `has_mailbox(key)`; `search_users(prefix, top)`; `list_rooms()` → room email addresses;
+  `room_directory()` → [ProviderRoom(id, email, display_name)] (the pairing form and the room check);
   `get_photo(user_key)` → bytes or None; `list_contacts(user_key, top)` / `list_people(user_key, top)` →
   [Person]; `create_test_event(mailbox, transaction_id)` → event id; `delete_event(mailbox, event_id)`;
   `create_subscription(resource, notification_url, lifecycle_url, client_state, expiration)` → id;
@@ -140,6 +141,19 @@ def search_users(prefix: str, top: int = 10) -> list[DirectoryUser]:
 
 def list_rooms() -> list[str]:
     return [room.email for room in _client().list_rooms()]
+
+
+@dataclass(frozen=True)
+class ProviderRoom:
+    id: str
+    email: str
+    display_name: str
+
+
+def room_directory() -> list[ProviderRoom]:
+    """Every room of the tenant (all pages), with what pairing needs; rooms without an address are skipped."""
+    return [ProviderRoom(id=room.id, email=room.email, display_name=room.display_name or room.email)
+            for room in _client().iter_rooms() if room.email]
 
 
 def get_photo(user_key: str) -> bytes | None:

@@ -1,0 +1,217 @@
+"""Sync pairs: the only code that creates, removes and breaks pairs of a Roomsync space and a provider room.
+
+Public API:
+- `RoomChoice(id, email, display_name)`: a provider room as the pairing form offers it.
+- `integration_ready(venue)` → bool: the integration is saved, enabled and validated for the venue.
+- `create_pair(venue, space, room, actor)` → Pair, state "queued". Refused with `ValidationError` (keys:
+  `form`, `space`, `room`) while the integration is not ready, for a space of another venue or an inactive
+  one, and when the space or the room is already paired (one pair per space and one per room; the unique
+  constraints settle a race). Desks are accepted as well as rooms: Exchange has resource mailboxes for
+  desks and workspaces too, and what matters to the sync is the mailbox's calendar. Commits, then (after the
+  commit) runs the hook `enqueue_initial_sync(pair.id)`.
+- `unsync(pair, actor)`: removes the pair; commits, then runs the hook `remove_subscription(room_email)`.
+- `mark_broken(pair, why)`: the pair shows "broken" with `why`; logs, commits, then runs the hook
+  `notify_admins_pair_broken(pair.id)`. A pair already broken is left as it is (the admins were told).
+- `check_rooms(venue_id)`: job. Lists the provider's rooms and marks broken the pairs whose room is gone (a
+  room missing from the list is confirmed with a directory lookup before its pair breaks). Never raises:
+  a provider failure leaves every state unchanged and is logged.
+- `pairs_of(venue)` → [Pair] with their spaces (two queries whatever the number of pairs),
+  `unpaired_spaces(venue)` → active spaces without a pair, `paired_room_emails(venue)` → set,
+  `pair_by_space(venue)` → {space_id: Pair}, `any_active(pairs)`.
+- Hooks (jobs, each run after the commit through `jobs.enqueue_after_commit`): `enqueue_initial_sync(pair_id)`,
+  `remove_subscription(room_email)`, `notify_admins_pair_broken(pair_id)`.
+
+Operations never touch `request` or `flash`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from ..auth.models import User, normalise_email
+from ..booking.errors import ValidationError
+from ..booking.models import Space, Venue
+from ..extensions import db
+from ..jobs import enqueue_after_commit
+from .models import ACTIVE_STATES, Pair
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoomChoice:
+    id: str
+    email: str
+    display_name: str
+
+
+# ---------------------------------------------------------------------------------------------- hooks
+
+
+def enqueue_initial_sync(pair_id: int) -> None:
+    """HOOK — the initial sync of a new pair (issue 5, second part) starts here.
+
+    Called once per new pair, after the commit that created it (`jobs.enqueue_after_commit`, so it runs in a
+    worker, or synchronously under `SYNC_JOBS`). For now it does nothing: the pair stays "queued" until the
+    initial sync job exists. The job must re-read the pair and stop if it is gone (unsynced meanwhile)."""
+    log.info("initial sync of pair %s: queued (the initial sync job is not built yet)", pair_id)
+
+
+def remove_subscription(room_email: str) -> None:
+    """HOOK — deleting the Graph subscription of an unsynced room comes with live sync. For now: nothing."""
+    log.info("unsynced %s: no subscription to remove yet (live sync is not built yet)", room_email)
+
+
+def notify_admins_pair_broken(pair_id: int) -> None:
+    """HOOK — emailing the venue's admins about a broken pair comes with the mailer. For now: a log line."""
+    pair = db.session.get(Pair, pair_id)
+    if pair is not None:
+        log.warning("pair %s (%s) is broken: %s — admins would be emailed", pair.id, pair.room_email,
+                    pair.state_detail)
+
+
+# ---------------------------------------------------------------------------------------------- queries
+
+
+def integration_ready(venue: Venue) -> bool:
+    from ..integration.operations import settings_for
+
+    settings = settings_for(venue)
+    return bool(settings and settings.enabled and settings.last_validated_at)
+
+
+def pairs_of(venue: Venue) -> list[Pair]:
+    return list(db.session.scalars(
+        select(Pair).where(Pair.venue_id == venue.id).options(joinedload(Pair.space)).order_by(Pair.id)))
+
+
+def pair_by_space(venue: Venue) -> dict[int, Pair]:
+    return {pair.space_id: pair for pair in db.session.scalars(select(Pair).where(Pair.venue_id == venue.id))}
+
+
+def unpaired_spaces(venue: Venue) -> list[Space]:
+    paired = select(Pair.space_id).where(Pair.venue_id == venue.id)
+    return list(db.session.scalars(
+        select(Space).where(Space.venue_id == venue.id, Space.active.is_(True), Space.id.not_in(paired))
+        .order_by(Space.position, Space.name)))
+
+
+def paired_room_emails(venue: Venue) -> set[str]:
+    return set(db.session.scalars(select(Pair.room_email).where(Pair.venue_id == venue.id)))
+
+
+def any_active(pairs) -> bool:
+    return any(pair.state in ACTIVE_STATES for pair in pairs)
+
+
+# ---------------------------------------------------------------------------------------------- operations
+
+
+def _refuse(errors: dict[str, str]) -> None:
+    db.session.rollback()
+    raise ValidationError(errors)
+
+
+def create_pair(venue: Venue, space: Space | None, room: RoomChoice | None, actor: User | None) -> Pair:
+    if not integration_ready(venue):
+        _refuse({"form": "Connect Microsoft 365 first: save the integration settings (every check must pass), "
+                         "then pair spaces with rooms."})
+    errors = {}
+    if space is None or space.venue_id != venue.id:
+        errors["space"] = "Choose a space of this venue."
+    elif not space.active:
+        errors["space"] = f"{space.name} is inactive: activate it before syncing it."
+    email = normalise_email(room.email) if room is not None else ""
+    if room is None or not email:
+        errors["room"] = "Choose a Microsoft 365 room."
+    if errors:
+        _refuse(errors)
+    existing = db.session.scalar(select(Pair).where(Pair.space_id == space.id))
+    if existing is not None:
+        errors["space"] = f"{space.name} is already synced with {existing.room_display_name or existing.room_email}."
+    taken = db.session.scalar(select(Pair).options(joinedload(Pair.space)).where(Pair.room_email == email))
+    if taken is not None:
+        errors["room"] = f"{room.display_name or email} is already synced with {taken.space.name}."
+    if errors:
+        _refuse(errors)
+    pair = Pair(venue_id=venue.id, space_id=space.id, room_email=email, room_id=room.id,
+                room_display_name=(room.display_name or email)[:200], state="queued",
+                state_detail="Waiting for a worker.", created_by_id=actor.id if actor is not None else None)
+    db.session.add(pair)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another admin paired the same space or room between our checks and our insert.
+        _refuse({"form": "That space or room was just synced by someone else. Reload the page and choose again."})
+    enqueue_after_commit(enqueue_initial_sync, pair.id)
+    db.session.commit()
+    log.info("pair %s created: space %s ↔ %s by user %s", pair.id, space.id, email, pair.created_by_id)
+    return pair
+
+
+def unsync(pair: Pair, actor: User | None) -> None:
+    room_email, pair_id = pair.room_email, pair.id
+    db.session.delete(pair)
+    enqueue_after_commit(remove_subscription, room_email)
+    db.session.commit()
+    log.info("pair %s (%s) unsynced by user %s", pair_id, room_email, actor.id if actor is not None else None)
+
+
+def mark_broken(pair: Pair, why: str) -> None:
+    if pair.state == "broken":
+        return
+    pair.state = "broken"
+    pair.state_detail = why
+    enqueue_after_commit(notify_admins_pair_broken, pair.id)
+    db.session.commit()
+    log.warning("pair %s (%s) marked broken: %s", pair.id, pair.room_email, why)
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+
+
+def check_rooms(venue_id: int) -> None:
+    """Job: break the pairs whose provider room was deleted. Never raises (see the module docstring)."""
+    from ..graph.errors import NotFound
+    from ..integration import provider
+
+    try:
+        venue = db.session.get(Venue, venue_id)
+        if venue is None or not integration_ready(venue):
+            log.info("check_rooms(%s): no venue or integration off; nothing to check", venue_id)
+            return
+        pairs = [pair for pair in pairs_of(venue) if pair.state != "broken"]
+        if not pairs:
+            return
+        try:
+            present = {normalise_email(room.email) for room in provider.room_directory()}
+        except Exception:  # noqa: BLE001 - a provider failure must leave every pair as it is
+            log.warning("check_rooms(%s): could not list the provider's rooms; states unchanged", venue_id,
+                        exc_info=True)
+            return
+        for pair in pairs:
+            if pair.room_email in present:
+                continue
+            # A room missing from Places is only "deleted" once the directory no longer knows its mailbox:
+            # a room merely taken off a room list still has a calendar to sync.
+            try:
+                provider.get_user(pair.room_email, probe_mailbox=False)
+            except NotFound:
+                mark_broken(pair, f"The room {pair.room_display_name or pair.room_email} ({pair.room_email}) "
+                                  "no longer exists in Microsoft 365. Unsync it, then pair the space with "
+                                  "another room if needed.")
+                continue
+            except Exception:  # noqa: BLE001
+                log.warning("check_rooms(%s): could not confirm %s; state unchanged", venue_id, pair.room_email,
+                            exc_info=True)
+                continue
+            log.warning("check_rooms(%s): %s is not listed among the rooms but its mailbox exists; state "
+                        "unchanged", venue_id, pair.room_email)
+    except Exception:  # noqa: BLE001 - a periodic check never takes a worker down
+        db.session.rollback()
+        log.exception("check_rooms(%s) failed; states unchanged", venue_id)
