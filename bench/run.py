@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import io
 import os
 import platform
-import pstats
 import random
 import statistics
 import sys
@@ -40,6 +38,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from werkzeug.exceptions import MethodNotAllowed, NotFound  # noqa: E402
 
 from bench import seed as seeding  # noqa: E402
+from bench.report import cpu_table, ms, percentile, profile_report  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.auth.models import ApiToken, User, issue_api_token  # noqa: E402
 from webapp.booking.errors import ConflictError, ValidationError  # noqa: E402
@@ -68,10 +67,7 @@ class Measurement:
     failure: str | None = None  # the code path answered wrongly (an HTTP error, an unexpected exception)
 
     def percentile(self, p: int, cpu: bool = False) -> float:
-        samples = self.cpu_ms if cpu else self.samples_ms
-        if len(samples) == 1:
-            return samples[0]
-        return statistics.quantiles(samples, n=100, method="inclusive")[p - 1]
+        return percentile(self.cpu_ms if cpu else self.samples_ms, p)
 
     @property
     def verdict(self) -> str:
@@ -292,10 +288,6 @@ def measure_api(app, bench, count: int, rng: random.Random, profiler) -> Measure
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _ms(value: float) -> str:
-    return f"{value:.1f}"
-
-
 def render(measurements: list[Measurement], bench, dialect: str, server: str, location: str, args) -> str:
     now = datetime.now(timezone.utc)
     share = bench.series_occurrences / bench.occurrences if bench.occurrences else 0
@@ -322,30 +314,14 @@ def render(measurements: list[Measurement], bench, dialect: str, server: str, lo
             lines.append(f"| {name} | 0 | — | — | — | — | {target} | {m.unavailable} |")
             continue
         if m.samples_ms:
-            stats = " | ".join(_ms(v) for v in (m.percentile(50), m.percentile(95), m.percentile(99), max(m.samples_ms)))
+            stats = " | ".join(ms(v) for v in (m.percentile(50), m.percentile(95), m.percentile(99), max(m.samples_ms)))
         else:
             stats = "— | — | — | —"
         result = m.verdict + (f": {m.failure}" if m.failure else "")
         lines.append(f"| {name} | {len(m.samples_ms)} | {stats} | {target} | {result} |")
-    measured = [m for m in measurements if m.cpu_ms and not m.unavailable]
-    if measured:
-        lines += [
-            "",
-            "CPU time of the benchmark process (the app runs in it; PostgreSQL's own work is not included): less",
-            "sensitive than wall time to other work on the machine.",
-            "",
-            "| measurement | CPU p50 | CPU p99 |",
-            "|---|---:|---:|",
-        ]
-        lines += [f"| {m.name} | {_ms(m.percentile(50, cpu=True))} | {_ms(m.percentile(99, cpu=True))} |" for m in measured]
+    lines += cpu_table([m for m in measurements if m.cpu_ms and not m.unavailable],
+                       "the benchmark process (the app runs in it; PostgreSQL's own work is not included)")
     return "\n".join(lines) + "\n"
-
-
-def _profile_report(profiler: cProfile.Profile, path: Path) -> str:
-    profiler.dump_stats(path)
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-    return out.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -440,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, prof in profiles:
         if prof.getstats():
             path = args.results / f"{dialect}-{stamp}-{key}.prof"
-            print(f"\n## Profile: {key} ({path})\n\n{_profile_report(prof, path)}", file=sys.stderr)
+            print(f"\n## Profile: {key} ({path})\n\n{profile_report(prof, path)}", file=sys.stderr)
     missed = [m for m in measurements if m.verdict == "FAIL"]
     return 1 if args.strict and missed else 0
 

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import logging
 import os
 import platform
-import pstats
 import random
 import statistics
 import sys
@@ -51,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 
+from bench.report import cpu_table, ms, percentile, profile_report  # noqa: E402
 from webapp.sandbox import calendar, sandbox_state  # noqa: E402
 from webapp.sandbox.identity import GRAPH_DEFAULT_SCOPE  # noqa: E402
 from webapp.sandbox.seed import DEMO_DOMAIN  # noqa: E402
@@ -75,10 +74,7 @@ class Measurement:
     note: str = ""
 
     def percentile(self, p: int, cpu: bool = False) -> float:
-        samples = self.cpu_ms if cpu else self.samples_ms
-        if len(samples) == 1:
-            return samples[0]
-        return statistics.quantiles(samples, n=100, method="inclusive")[p - 1]
+        return percentile(self.cpu_ms if cpu else self.samples_ms, p)
 
 
 class BenchError(Exception):
@@ -482,10 +478,6 @@ def measure_fan_out(sandbox, state, env, seeded: Seeded, changes: int, rng: rand
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _ms(value: float) -> str:
-    return f"{value:.1f}" if value >= 0.1 else f"{value:.3f}"
-
-
 def render(measurements: list[Measurement], seeded: Seeded, args, fan_out: FanOut | None, port: int) -> str:
     now = datetime.now(timezone.utc)
     shapes = ", ".join(f"{n} {shape}" for shape, n in sorted(seeded.shapes.items(), key=lambda kv: -kv[1]))
@@ -521,27 +513,11 @@ def render(measurements: list[Measurement], seeded: Seeded, args, fan_out: FanOu
     ]
     for m in measurements:
         name = f"{m.name} ({m.note})" if m.note else m.name
-        stats = " | ".join(_ms(v) for v in (m.percentile(50), m.percentile(95), m.percentile(99), max(m.samples_ms)))
+        stats = " | ".join(ms(v) for v in (m.percentile(50), m.percentile(95), m.percentile(99), max(m.samples_ms)))
         lines.append(f"| {name} | {len(m.samples_ms)} | {stats} |")
-    measured = [m for m in measurements if m.cpu_ms]
-    if measured:
-        lines += [
-            "",
-            "CPU time of the process (the sandbox server, the client and the receiver all run in it) per sample:",
-            "less sensitive than wall time to other work on the machine.",
-            "",
-            "| measurement | CPU p50 | CPU p99 |",
-            "|---|---:|---:|",
-        ]
-        lines += [f"| {m.name} | {_ms(m.percentile(50, cpu=True))} | {_ms(m.percentile(99, cpu=True))} |" for m in measured]
+    lines += cpu_table([m for m in measurements if m.cpu_ms],
+                       "the process (the sandbox server, the client and the receiver all run in it) per sample")
     return "\n".join(lines) + "\n"
-
-
-def _profile_report(profiler: cProfile.Profile, path: Path) -> str:
-    profiler.dump_stats(path)
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
-    return out.getvalue()
 
 
 def profile_month_view(sandbox, env, seeded: Seeded, top: int, rng: random.Random) -> cProfile.Profile:
@@ -642,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Written to {result_file}", file=sys.stderr)
     for key, profiler in profiles:
         path = args.results / f"sandbox-{stamp}-{key}.prof"
-        print(f"\n## Profile: {key} ({path})\n\n{_profile_report(profiler, path)}", file=sys.stderr)
+        print(f"\n## Profile: {key} ({path})\n\n{profile_report(profiler, path, 30)}", file=sys.stderr)
     return 0
 
 
