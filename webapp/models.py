@@ -12,4 +12,5 @@ from .booking.models import (  # noqa: F401
     space_dependencies,
 )
 from .integration.models import IntegrationSettings, ProviderIdentity, UserPhoto  # noqa: F401
-from .sync.models import Pair  # noqa: F401
+from .audit import AuditEntry  # noqa: F401
+from .sync.models import EventLink, InitialSync, NotedBooking, Pair, SyncPreview, SyncReportItem  # noqa: F401

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..booking.models import Space
@@ -62,3 +62,164 @@ class Pair(db.Model):
 
     def __repr__(self) -> str:
         return f"<Pair {self.id} space={self.space_id} room={self.room_email} {self.state}>"
+
+
+# ---------------------------------------------------------------------------------------------- initial sync
+
+RUN_STEPS = {
+    1: "Noting upcoming bookings",
+    2: "Removing one-way sync events",
+    3: "Clearing the space",
+    4: "Importing the room's events",
+    5: "Restoring noted bookings",
+    6: "Catching up with changes made meanwhile",
+    7: "Checking both sides agree",
+}
+LAST_STEP = max(RUN_STEPS)
+REPORT_KINDS = ("imported", "adjusted", "shortened", "refused", "removed", "restored", "not_restored")
+REPORT_LABELS = {
+    "imported": "Imported", "adjusted": "Adjusted", "shortened": "Series shortened", "refused": "Refused",
+    "removed": "Removed in Outlook", "restored": "Restored", "not_restored": "Not restored",
+}
+
+
+class InitialSync(db.Model):
+    """The initial sync of one pair: where it stands (`step`, 1…7 as in `RUN_STEPS`; 8 = finished) and what
+    it found. Every step commits its progress together with its effects, so a worker that dies anywhere
+    resumes from here. `lease_until`/`lease_owner`: the worker running it now (a second worker leaves it
+    alone until the lease lapses). `window_start`: midnight today in the venue's zone when step 1 ran (what
+    "upcoming" means for the whole run). `counts`: per report kind plus `noted`, `butler_removed`,
+    `deleted`. `parity`: the audit of step 7 (see `sync.parity`)."""
+
+    __tablename__ = "sync_initial_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("sync_pairs.id", ondelete="CASCADE"), unique=True)
+    step: Mapped[int] = mapped_column(default=1)
+    attempts: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    parity: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    pair: Mapped[Pair] = relationship()
+
+    @property
+    def step_name(self) -> str:
+        return RUN_STEPS.get(self.step, "Finished")
+
+    @property
+    def finished(self) -> bool:
+        return self.step > LAST_STEP
+
+
+class NotedBooking(db.Model):
+    """A booking noted in step 1 for the best-effort restore of step 5: a snapshot of what it was (only
+    this space; only the upcoming occurrences of a series), kept until the pair is live whatever happens
+    to the original. `state`: noted | restored | not_restored. `restored_uid`: the uid the restored booking
+    gets (chosen before it is made, so a retried restore finds it instead of making a second one).
+    `butler_event_id`: its one-way sync event on the butler's calendar (step 2 removes it)."""
+
+    __tablename__ = "sync_noted_bookings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_initial_runs.id", ondelete="CASCADE"), index=True)
+    source_booking_id: Mapped[int] = mapped_column()
+    source_uid: Mapped[str] = mapped_column(String(64))
+    snapshot: Mapped[dict] = mapped_column(JSON)
+    first_start_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    holder_email: Mapped[str | None] = mapped_column(String(254))
+    butler_event_id: Mapped[str | None] = mapped_column(String(400))
+    butler_removed: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(20), default="noted")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    restored_uid: Mapped[str | None] = mapped_column(String(64))
+    outlook_event_id: Mapped[str | None] = mapped_column(String(400))
+
+
+class SyncReportItem(db.Model):
+    """One line of an initial sync's report, and its idempotency key: (`run_id`, `kind`, `key`) is unique,
+    where `key` is the room event id (import side) or the noted booking id (restore side). `title` is empty
+    for private events (the report is for admins; see booking.privacy). `before_*`: the times in Outlook
+    before an adjustment. `pending`: a write to Outlook this line still owes (an adjusted time or a
+    shortened series not yet written back; resumed after a crash)."""
+
+    __tablename__ = "sync_report_items"
+    __table_args__ = (UniqueConstraint("run_id", "kind", "key", name="uq_sync_report_item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_initial_runs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    private: Mapped[bool] = mapped_column(default=False)
+    organizer_email: Mapped[str | None] = mapped_column(String(254))
+    booking_uid: Mapped[str | None] = mapped_column(String(64))
+    start_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    before_start_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    before_end_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    series: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    pending: Mapped[dict | None] = mapped_column(JSON)
+
+    @property
+    def label(self) -> str:
+        return REPORT_LABELS.get(self.kind, self.kind)
+
+
+class EventLink(db.Model):
+    """A booking's event in Microsoft 365 (DESIGN "The sync, in one page", Identity): the room's copy and the
+    organizer's copy, the iCalUId and the last changeKey seen per side. `kind`: "two_way" (a paired room's
+    event) or "one_way" (an event the one-way sync placed on the butler's calendar; `room_email` is then
+    the space's room address and `organizer_email` the butler). One link per (room, room event).
+    Removed with its booking (ON DELETE CASCADE on the booking's uid)."""
+
+    __tablename__ = "sync_event_links"
+    __table_args__ = (UniqueConstraint("room_email", "room_event_id", name="uq_event_link_room_event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_uid: Mapped[str] = mapped_column(ForeignKey("bookings.uid", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="two_way")
+    room_email: Mapped[str] = mapped_column(String(254))
+    room_event_id: Mapped[str | None] = mapped_column(String(400))
+    organizer_email: Mapped[str | None] = mapped_column(String(254))
+    organizer_event_id: Mapped[str | None] = mapped_column(String(400))
+    ical_uid: Mapped[str | None] = mapped_column(String(400), index=True)
+    room_change_key: Mapped[str | None] = mapped_column(String(200))
+    organizer_change_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+
+class SyncPreview(db.Model):
+    """A dry run of the initial sync for a space and a room not paired yet: what it would do, computed by
+    the job `sync.initial.run_preview` without changing anything on either side. `state`: queued |
+    running | done | failed (`error` says why). `result` (when done), all times ISO 8601 UTC:
+    {"bookings_deleted": int, "noted": int, "events": int, "series": int,
+     "adjusted": [{"title", "organizer", "start", "end", "after_start", "after_end"}],
+     "refused": [{"title", "organizer", "start", "end", "reason"}],
+     "removed": [{"title", "organizer", "start", "end", "reason"}],
+     "not_restored": [{"title", "holder", "start", "end", "reason"}],
+     "restorable": int}
+    Titles of private bookings and events are "" (the preview is shown to admins)."""
+
+    __tablename__ = "sync_previews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"), index=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    room_email: Mapped[str] = mapped_column(String(254))
+    room_display_name: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    space: Mapped[Space] = relationship()
