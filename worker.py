@@ -4,6 +4,9 @@ An RQ worker on the application's queue (config `RQ_QUEUE` on `REDIS_URL`) with 
 jobs enqueued with `enqueue_at` / `enqueue_in` and periodic work run too. Run as many as you like, on as many
 hosts: RQ's scheduler lock makes one of them the scheduler.
 
+`python worker.py --cron` runs the cron process instead (`webapp.sync.schedule.build_cron`): it queues the
+periodic jobs (the stalled-sync sweep, the rooms check); `make run` starts one.
+
 Public API: `AppWorker` (an RQ `Worker` that runs every job inside an app context), `build_worker(app)`,
 `main(argv)`.
 
@@ -51,8 +54,15 @@ def build_worker(app: Flask) -> AppWorker:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="run the jobs that are due, then exit")
+    parser.add_argument("--cron", action="store_true",
+                        help="run the cron process instead: queue the periodic sync jobs (webapp.sync.schedule)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING… (default INFO)")
     args = parser.parse_args(argv)
+    if args.cron:
+        from webapp.sync.schedule import build_cron
+
+        build_cron(create_app()).start()
+        return 0
     worker = build_worker(create_app())
     worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
     return 0

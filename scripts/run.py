@@ -6,8 +6,14 @@ Starts, in this order, the processes of `PROCESSES`:
 - `worker`: the RQ worker with its scheduler (`worker.py`).
 - `sandbox`: the Microsoft 365 sandbox tenant (`python -m webapp.sandbox`) on https://127.0.0.1:$SANDBOX_PORT/,
   state in `<instance>/sandbox.sqlite3`, tenant settings written to `<instance>/sandbox.env`.
-- `web`: gunicorn serving `app:app` on http://127.0.0.1:$PORT/ (one process, a few threads).
-Then prints the address and the demo sign-ins, and relays every process's output prefixed with its name.
+- `web`: gunicorn serving `app:app` on http://127.0.0.1:$PORT/ (one process, a few threads); ready once it
+  answers HTTP (its port opens before its worker has loaded the app).
+Then runs the one-shot steps of `STEPS`:
+- `demo`: `flask --app app connect-demo` connects the demo venue to the sandbox tenant and pairs its 8 rooms,
+  whose initial syncs the worker then runs (the first start only: later it changes nothing); skipped with
+  `ROOMSYNC_SANDBOX=0`. If it fails, Roomsync runs on unconnected and the banner says where to connect it.
+Then prints the address, the demo sign-ins and what the steps did, and relays every process's output prefixed
+with its name.
 
 Ctrl-C (SIGINT) or SIGTERM stops everything, in reverse order, and exits 0. If a process exits by itself or
 does not come up, the runner stops the others and exits 1 saying which one.
@@ -19,7 +25,9 @@ else (DATABASE_URL, SECRET_KEY, …) passes through to the processes.
 
 Adding a process is one `ProcessSpec` line in `PROCESSES`: a name, a function from `Settings` to its
 command line, and optionally a readiness check (later processes start once it passes), a condition, a log
-file to point at when it fails, and a stop timeout.
+file to point at when it fails, and a stop timeout. Adding a one-shot step is one `StepSpec` line in `STEPS`:
+a name, its command line, a function from its exit status to a line for the banner, a condition and a time
+limit; it runs like a process (own group, output relayed, stopped on Ctrl-C).
 
 How stopping works: each process runs in a session (process group) of its own, so a terminal's Ctrl-C reaches
 only the runner, which then stops the processes one by one: SIGTERM to the whole group, SIGKILL to whatever
@@ -31,6 +39,7 @@ every process is also told to stop (PR_SET_PDEATHSIG) if the runner itself dies 
 from __future__ import annotations
 
 import ctypes
+import http.client
 import os
 import signal
 import socket
@@ -38,6 +47,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -48,7 +59,7 @@ from redis.exceptions import RedisError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the project, also when it is not pip-installed
 
-from webapp.demo import DEMO_ADMIN_EMAIL, DEMO_MEMBER_EMAIL, DEMO_PASSWORD  # noqa: E402
+from webapp.demo import DEMO_ADMIN_EMAIL, DEMO_MEMBER_EMAIL, DEMO_PASSWORD, ROOMS  # noqa: E402
 
 READY_TIMEOUT = 30.0
 KILL_WAIT = 3.0
@@ -73,6 +84,17 @@ class ProcessSpec:
     enabled: Callable[[Settings], bool] = lambda settings: True
     log_file: Callable[[Settings], Path] | None = None  # where its output goes when not relayed here
     stop_timeout: float = 8.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A command run once, after every process is ready and before the banner."""
+
+    name: str
+    command: Callable[[Settings], list[str]]
+    outcome: Callable[[Settings, int], str | None]  # its exit status → a line for the banner, or None
+    enabled: Callable[[Settings], bool] = lambda settings: True
+    timeout: float = 120.0  # seconds; then it is stopped and counts as failed
 
 
 def valkey_dir(settings: Settings) -> Path:
@@ -121,8 +143,18 @@ def web_command(settings: Settings) -> list[str]:
             "--graceful-timeout", "5", "--access-logfile", "-", "--no-control-socket"]
 
 
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+
+
 def web_answers(settings: Settings) -> bool:
-    return port_open(settings.port)
+    """Any HTTP answer: gunicorn's worker has loaded the app (the sandbox's webhook handshake needs that)."""
+    try:
+        with _NO_PROXY.open(f"http://127.0.0.1:{settings.port}/login", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an error page is an answer too
+    except (OSError, http.client.HTTPException):
+        return False
 
 
 PROCESSES = [
@@ -131,6 +163,29 @@ PROCESSES = [
     ProcessSpec("sandbox", sandbox_command, ready=sandbox_answers, enabled=lambda s: s.sandbox_port is not None),
     ProcessSpec("worker", worker_command),
     ProcessSpec("web", web_command, ready=web_answers),
+]
+
+
+def connect_demo_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "flask", "--app", "app", "connect-demo", "--exit-code"]
+
+
+CONNECT_DEMO_NOTHING_TO_DO = 3  # `connect-demo --exit-code`: already connected, or no demo venue
+
+
+def connect_demo_outcome(settings: Settings, status: int) -> str | None:
+    base = f"http://127.0.0.1:{settings.port}"
+    if status == 0:
+        return (f"  The {len(ROOMS)} demo rooms are paired with the sandbox's rooms and their initial syncs are "
+                f"running: watch them at {base}/admin/sync/")
+    if status == CONNECT_DEMO_NOTHING_TO_DO:
+        return None  # its own line (relayed above) says why
+    return (f"  The demo is not connected to the sandbox (see the demo lines above): connect it at "
+            f"{base}/admin/integration/")
+
+
+STEPS = [
+    StepSpec("demo", connect_demo_command, connect_demo_outcome, enabled=lambda s: s.sandbox_port is not None),
 ]
 
 
@@ -332,6 +387,7 @@ class Runner:
         # Where the provider (the sandbox, on this machine) sends change notifications.
         self.env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{settings.port}")
         self.children: list[Child] = []
+        self.notes: list[str] = []  # what the steps did, for the banner
         # A plain flag, not a threading.Event: a signal handler must not take a lock its thread may hold.
         self.stop_requested = False
 
@@ -362,8 +418,29 @@ class Runner:
             failure = self._wait_ready(child)
             if failure or self.stop_requested:
                 return failure
+        for step in STEPS:
+            if step.enabled(self.settings):
+                note = step.outcome(self.settings, self._run_step(step))
+                if self.stop_requested:
+                    return None
+                if note:
+                    self.notes.append(note)
         self._banner()
         return None
+
+    def _run_step(self, step: StepSpec) -> int:
+        """Run `step` to its end and answer its exit status (-1 when it had to be stopped)."""
+        child = start(ProcessSpec(step.name, step.command), self.settings, self.env)
+        deadline = time.monotonic() + step.timeout
+        while child.popen.poll() is None:
+            if self.stop_requested or time.monotonic() >= deadline:
+                if not self.stop_requested:
+                    say(f"{step.name} did not finish within {step.timeout:.0f} s: stopping it")
+                child.stop()
+                return -1
+            time.sleep(POLL)
+        child.relay.join(timeout=1)
+        return child.popen.returncode
 
     def _wait_ready(self, child: Child) -> str | None:
         if child.spec.ready is None:
@@ -406,6 +483,7 @@ class Runner:
             *([f"  Microsoft 365 sandbox: https://127.0.0.1:{s.sandbox_port}/ (Outlook-like page: "
                f"https://127.0.0.1:{s.sandbox_port}/outlook/; tenant settings in {s.instance / 'sandbox.env'})"]
               if s.sandbox_port else []),
+            *self.notes,
             "  Press Ctrl-C to stop.",
             "",
         ]), name="")

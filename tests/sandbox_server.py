@@ -10,6 +10,7 @@ Helpers (no pytest needed):
 - `SandboxAdmin(served)`: the admin API /_sandbox/* with the key from sandbox.env: `faults(spec)`,
   `clear_faults()`, `access_policy(*mailboxes)` (Exchange's application access policy: every call on those
   mailboxes answers 403 "Access to OData is disabled."), `revoke(permission)`, `grant(permission)`,
+  `delete_room(email)`, `set_processing(email, **calendar_processing)`,
   `expire_delta()`, `throttle(**limits)`, `state()`, `reset()` (store reseeded, faults off, throttle counters
   cleared but not its limits) and `restore()` (reset, and Outlook's limits back).
 - `graph_config(served, base_url)`: the config overrides that point an app at the sandbox (GRAPH_* from
@@ -100,6 +101,12 @@ class SandboxAdmin:
 
     def delete_room(self, email: str):
         return self._call("POST", f"/rooms/{email}/delete")
+
+    def set_processing(self, email: str, **settings):
+        """The room mailbox's calendarProcessing (bookingWindowInDays=…, enforceSchedulingHorizon=…,
+        maximumDurationInMinutes=…, automateProcessing=…, allowRecurringMeetings=…); answers the effective
+        settings. `reset()`/`restore()` put the seeded ones back."""
+        return self._call("PUT", f"/rooms/{email}/processing", settings)["calendarProcessing"]
 
     def expire_delta(self):
         return self._call("POST", "/delta/expire")

@@ -330,3 +330,139 @@ def test_a_meeting_in_progress_can_be_extended_but_not_moved_into_the_past(clock
     with pytest.raises(ValidationError) as caught:
         update_booking(booking, data, actor=alice)
     assert "in the past" in caught.value.fields["start"]
+
+
+# ---------------------------------------------------------------------------------------------- a series created with its exceptions
+
+
+def _exc(**fields):
+    from webapp.booking.operations import ExceptionInput
+
+    return ExceptionInput(**fields)
+
+
+def test_a_series_is_created_with_its_cancelled_and_moved_occurrences(clock, venue, make_space, make_booking, alice, bob, london_time):
+    from webapp.booking.models import OccurrenceException
+
+    room = make_space(venue)
+    series = create_booking(
+        venue,
+        _input([room], london_time(2026, 3, 3, 10, 0), title="Standup", rrule="FREQ=DAILY;COUNT=5"),
+        actor=alice,
+        exceptions=[
+            _exc(original_start=london_time(2026, 3, 4, 10, 0), cancelled=True),
+            _exc(original_start=london_time(2026, 3, 5, 10, 0), start=london_time(2026, 3, 5, 14, 0),
+                 end=london_time(2026, 3, 5, 15, 30), title="Standup (afternoon)"),
+            _exc(original_start=london_time(2026, 3, 6, 10, 0), title="Standup"),  # same title: no override
+        ],
+    )
+    db.session.expire_all()
+    stored = {e.original_start_utc: e for e in series.exceptions}
+    assert len(stored) == 3 and stored[london_time(2026, 3, 4, 10, 0)].cancelled
+    assert stored[london_time(2026, 3, 5, 10, 0)].title == "Standup (afternoon)"
+    assert stored[london_time(2026, 3, 6, 10, 0)].title is None
+    assert [(r.start_utc, r.end_utc) for r in _live_rows(series)] == [
+        (london_time(2026, 3, 3, 10, 0), london_time(2026, 3, 3, 11, 0)),
+        (london_time(2026, 3, 5, 14, 0), london_time(2026, 3, 5, 15, 30)),
+        (london_time(2026, 3, 6, 10, 0), london_time(2026, 3, 6, 11, 0)),
+        (london_time(2026, 3, 7, 10, 0), london_time(2026, 3, 7, 11, 0)),
+    ]
+    # The moved occurrence occupies its new slot; its original slot and the cancelled one are free.
+    with pytest.raises(ConflictError):
+        make_booking(venue, room, london_time(2026, 3, 5, 15, 0), holder=bob)
+    make_booking(venue, room, london_time(2026, 3, 5, 10, 0), holder=bob)
+    make_booking(venue, room, london_time(2026, 3, 4, 10, 0), holder=bob)
+    assert db.session.scalar(select(func.count(OccurrenceException.id))) == 3
+
+
+def test_conflicts_of_a_new_series_are_computed_on_its_moved_times(clock, venue, make_space, make_booking, alice, bob, london_time):
+    from webapp.booking.models import OccurrenceException
+
+    room = make_space(venue)
+    make_booking(venue, room, london_time(2026, 3, 4, 10, 0), holder=bob, title="Taken at ten")
+    make_booking(venue, room, london_time(2026, 3, 5, 14, 0), holder=bob, title="Taken at two")
+    rule = "FREQ=DAILY;COUNT=3"
+    # Moving the 4 March occurrence away from the taken slot, onto another taken slot: refused on the moved times.
+    with pytest.raises(ConflictError) as caught:
+        create_booking(
+            venue, _input([room], london_time(2026, 3, 3, 10, 0), rrule=rule), actor=alice,
+            exceptions=[_exc(original_start=london_time(2026, 3, 4, 10, 0), start=london_time(2026, 3, 5, 13, 30),
+                             end=london_time(2026, 3, 5, 14, 30))],
+        )
+    assert [c.requested_start_utc for c in caught.value.conflicts] == [london_time(2026, 3, 5, 13, 30)]
+    # Nothing of the refused series remains: the booking and its exception rows went in one transaction.
+    assert db.session.scalar(select(func.count(Booking.id))) == 2
+    assert db.session.scalar(select(func.count(OccurrenceException.id))) == 0
+    # Moved to a free slot, or cancelled, the clash is gone.
+    moved = create_booking(
+        venue, _input([room], london_time(2026, 3, 3, 10, 0), rrule=rule), actor=alice,
+        exceptions=[_exc(original_start=london_time(2026, 3, 4, 10, 0), start=london_time(2026, 3, 4, 11, 0),
+                         end=london_time(2026, 3, 4, 12, 0))],
+    )
+    assert london_time(2026, 3, 4, 11, 0) in [r.start_utc for r in _live_rows(moved)]
+    cancel_booking(moved, actor=alice)
+    cancelled = create_booking(
+        venue, _input([room], london_time(2026, 3, 3, 10, 0), rrule=rule), actor=alice,
+        exceptions=[_exc(original_start=london_time(2026, 3, 4, 10, 0), cancelled=True)],
+    )
+    assert len(_live_rows(cancelled)) == 2
+
+
+def test_exceptions_across_the_dst_change_are_keyed_by_their_utc_original_start(clock, venue, make_space, alice, london_time):
+    room = make_space(venue)
+    series = create_booking(
+        venue, _input([room], london_time(2026, 3, 27, 10, 0), rrule="FREQ=DAILY;COUNT=5"), actor=alice,
+        # 30 March 10:00 in London is 09:00 UTC (BST).
+        exceptions=[_exc(original_start=datetime(2026, 3, 30, 9, 0, tzinfo=timezone.utc), cancelled=True)],
+    )
+    starts = [r.start_utc for r in _live_rows(series)]
+    assert london_time(2026, 3, 30, 10, 0) not in starts and london_time(2026, 3, 31, 10, 0) in starts
+    with pytest.raises(ValidationError) as caught:  # 10:00 UTC that day is 11:00 in London: not an occurrence
+        create_booking(
+            venue, _input([room], london_time(2026, 4, 6, 10, 0), rrule="FREQ=DAILY;COUNT=2"), actor=alice,
+            exceptions=[_exc(original_start=datetime(2026, 4, 6, 10, 0, tzinfo=timezone.utc), cancelled=True)],
+        )
+    assert "Mon 06 Apr 2026 11:00 is not an occurrence" in caught.value.fields["exceptions"]
+
+
+@pytest.mark.parametrize(
+    "exception, message",
+    [
+        (dict(original_start=(2026, 3, 4, 10, 30), cancelled=True), "is not an occurrence of this series"),
+        (dict(original_start=(2026, 3, 9, 10, 0), cancelled=True), "is not an occurrence of this series"),
+        (dict(original_start=(2026, 3, 4, 10, 0), start=(2026, 3, 4, 12, 0), end=(2026, 3, 4, 12, 0)), "must end after it starts"),
+        (dict(original_start=(2026, 3, 4, 10, 0), start=(2026, 3, 4, 12, 0)), "must end after it starts"),  # ends 11:00
+        (dict(original_start=(2026, 3, 4, 10, 0), end=(2026, 3, 4, 9, 0)), "must end after it starts"),
+        (dict(original_start=datetime(2026, 3, 4, 10, 0), cancelled=True), "UTC offset"),
+    ],
+)
+def test_exceptions_that_do_not_fit_the_rule_are_refused(clock, venue, make_space, alice, london_time, exception, message):
+    room = make_space(venue)
+    values = {k: london_time(*v) if isinstance(v, tuple) else v for k, v in exception.items()}
+    with pytest.raises(ValidationError) as caught:
+        create_booking(venue, _input([room], london_time(2026, 3, 3, 10, 0), rrule="FREQ=DAILY;COUNT=3"), actor=alice,
+                       exceptions=[_exc(**values)])
+    assert message in caught.value.fields["exceptions"]
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+
+
+def test_exceptions_need_a_series_and_one_entry_per_occurrence(clock, venue, make_space, alice, london_time):
+    room = make_space(venue)
+    first = london_time(2026, 3, 3, 10, 0)
+    with pytest.raises(ValidationError) as caught:
+        create_booking(venue, _input([room], first), actor=alice, exceptions=[_exc(original_start=first, cancelled=True)])
+    assert "Only a repeating booking" in caught.value.fields["exceptions"]
+    twice = [_exc(original_start=first, cancelled=True), _exc(original_start=first, title="Again")]
+    with pytest.raises(ValidationError) as caught:
+        create_booking(venue, _input([room], first, rrule="FREQ=DAILY;COUNT=2"), actor=alice, exceptions=twice)
+    assert "given twice" in caught.value.fields["exceptions"]
+    every = [_exc(original_start=first, cancelled=True), _exc(original_start=first + timedelta(days=1), cancelled=True)]
+    with pytest.raises(ValidationError) as caught:
+        create_booking(venue, _input([room], first, rrule="FREQ=DAILY;COUNT=2"), actor=alice, exceptions=every)
+    assert "nothing to book" in caught.value.fields["exceptions"]
+    # A moved occurrence may not land on another occurrence of its own series.
+    onto_next = [_exc(original_start=first, start=first + timedelta(days=1), end=first + timedelta(days=1, hours=1))]
+    with pytest.raises(ValidationError) as caught:
+        create_booking(venue, _input([room], first, rrule="FREQ=DAILY;COUNT=2"), actor=alice, exceptions=onto_next)
+    assert "overlap each other" in caught.value.fields["start"]
+    assert db.session.scalar(select(func.count(Booking.id))) == 0

@@ -196,3 +196,114 @@ def test_a_job_still_running_after_the_grace_period_is_killed_with_its_worker(ru
     assert process.wait(timeout=STOP_TIMEOUT + 10) == 0, output.read_text()
     assert "worker did not stop within" in output.read_text()
     assert _alive(started) == [], {pid: started[pid] for pid in _alive(started)}
+
+
+# ---------------------------------------------------------------------------------------------- the demo's connection
+
+
+def _load_run_module(monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("roomsync_run", ROOT / "scripts" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def demo_runner(tmp_path):
+    """scripts/run.py on a migrated and seeded demo database (as `make run` starts it): yields `start(**env)`,
+    which starts the runner (again, on the same instance) and waits until it serves, answering (process, output
+    file), and `pairs()`, the rows of sync_pairs as {space name: room email}. Nothing outlives the test."""
+    import sqlite3
+
+    instance = tmp_path / "instance"
+    database = tmp_path / "roomsync.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ROOMSYNC_RQ_QUEUE", "ROOMSYNC_SYNC_JOBS",
+                                                            "PUBLIC_BASE_URL", "ROOMSYNC_SANDBOX")}
+    env.update(ROOMSYNC_INSTANCE=str(instance), DATABASE_URL=f"sqlite:///{database}", PORT=str(_free_port()),
+               ROOMSYNC_REDIS_PORT=str(_free_port()), SANDBOX_PORT=str(_free_port()), SECRET_KEY="test-secret")
+    for command in (["db", "upgrade"], ["seed-demo"]):
+        subprocess.run([sys.executable, "-m", "flask", "--app", "app", *command], cwd=ROOT, env=env, check=True,
+                       capture_output=True, timeout=120)
+    processes: list[subprocess.Popen] = []
+    started: dict[int, str] = {}
+
+    def start(**overrides):
+        output = tmp_path / f"runner-{len(processes) + 1}.log"
+        with output.open("wb") as sink:
+            process = subprocess.Popen([sys.executable, "scripts/run.py"], cwd=ROOT, env={**env, **overrides},
+                                       stdout=sink, stderr=subprocess.STDOUT)
+        processes.append(process)
+        _wait_until_serving(process, int(env["PORT"]), output)
+        started.update(_descendants(process.pid))
+        return process, output
+
+    def pairs() -> dict[str, str]:
+        with sqlite3.connect(database) as connection:
+            return dict(connection.execute(
+                "SELECT spaces.name, sync_pairs.room_email FROM sync_pairs JOIN spaces ON spaces.id = sync_pairs.space_id"))
+
+    try:
+        yield start, pairs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for pid in _alive(started) + _mentioning(str(instance)):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _stop(process, output: Path) -> None:
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=STOP_TIMEOUT + 10) == 0, output.read_text()
+
+
+def test_the_first_start_connects_the_demo_and_pairs_its_rooms_and_a_restart_changes_nothing(demo_runner):
+    start, pairs = demo_runner
+    process, output = start()
+    text = output.read_text()
+    banner = text[text.index("Roomsync is running at"):]
+    assert "Connected HQ to the Microsoft 365 sandbox tenant and paired 8 rooms" in text
+    assert "The 8 demo rooms are paired with the sandbox's rooms and their initial syncs are running" in banner
+    assert "/admin/sync/" in banner
+    paired = pairs()
+    assert paired == {"Board room A": "board-room-a@roomsync.test", "Board room B": "board-room-b@roomsync.test",
+                      "Board room A+B": "board-room-a-b@roomsync.test", "Focus room 1": "focus-room-1@roomsync.test",
+                      "Focus room 2": "focus-room-2@roomsync.test", "Atrium": "atrium@roomsync.test",
+                      "Studio": "studio@roomsync.test", "Library": "library@roomsync.test"}
+    _stop(process, output)
+
+    process, output = start()
+    text = output.read_text()
+    assert "HQ has its integration settings already: nothing changed." in text
+    assert "demo rooms are paired" not in text and "not connected" not in text
+    assert pairs() == paired
+    _stop(process, output)
+
+
+def test_when_the_checks_fail_roomsync_runs_on_unconnected_and_says_where_to_connect(demo_runner):
+    start, pairs = demo_runner
+    process, output = start(PUBLIC_BASE_URL="http://127.0.0.1:9")  # the webhook handshake cannot succeed
+    text = output.read_text()
+    assert "Error: The sandbox tenant did not pass the integration checks" in text
+    assert "The demo is not connected to the sandbox" in text and "/admin/integration/" in text
+    assert pairs() == {}
+    assert process.poll() is None  # still serving
+    _stop(process, output)
+
+
+def test_the_demo_step_is_skipped_without_the_sandbox_and_its_banner_line_follows_its_exit_status(tmp_path,
+                                                                                                  monkeypatch):
+    run = _load_run_module(monkeypatch)
+    [step] = [s for s in run.STEPS if s.name == "demo"]
+    environ = {"ROOMSYNC_INSTANCE": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0", "PORT": "5123"}
+    assert step.enabled(run.load_settings(environ))
+    assert not step.enabled(run.load_settings({**environ, "ROOMSYNC_SANDBOX": "0"}))
+    settings = run.load_settings(environ)
+    assert "watch them at http://127.0.0.1:5123/admin/sync/" in step.outcome(settings, 0)
+    assert step.outcome(settings, 3) is None  # nothing to do: the command's own line says why
+    assert "connect it at http://127.0.0.1:5123/admin/integration/" in step.outcome(settings, 1)
+    assert "connect it at" in step.outcome(settings, -1)  # stopped at its time limit

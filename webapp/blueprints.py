@@ -20,6 +20,7 @@ BLUEPRINTS = [
     ("webapp.integration.views", "people_bp", None),  # /people/…
     ("webapp.integration.views", "webhooks_bp", None),  # /webhooks/graph
     ("webapp.sync.views", "bp", "/admin/sync"),
+    ("webapp.notify.views", "bp", "/admin/outbox"),
 ]
 
 

@@ -4,6 +4,10 @@ Public API: `init_app(app)` registers:
 - `api-token EMAIL [--name NAME]`: prints a new API token for the user (stored hashed).
 - `create-user EMAIL --first --last [--admin] [--password]`: adds a user.
 - `seed-demo`: the demo venue, spaces, users and a week of bookings; does nothing if a venue exists.
+- `connect-demo [--exit-code]`: connects the demo venue to the Microsoft 365 sandbox tenant and pairs its
+  rooms (`demo.connect_demo_to_sandbox`); does nothing when the venue has integration settings already or no
+  sandbox tenant is configured. Exit status 1 when the checks fail (nothing saved or paired); with
+  `--exit-code`, 3 when there was nothing to do, so a script can tell it from a fresh connection (0).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(api_token_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(connect_demo_command)
 
 
 @click.command("api-token")
@@ -63,3 +68,22 @@ def seed_demo_command() -> None:
 
     created = seed_demo()
     click.echo("Seeded the demo venue." if created else "A venue exists already; nothing seeded.")
+
+
+NOTHING_TO_DO = 3  # `connect-demo --exit-code`: nothing changed
+
+
+@click.command("connect-demo")
+@click.option("--exit-code", is_flag=True, help=f"Exit with {NOTHING_TO_DO} when there was nothing to do.")
+@click.pass_context
+def connect_demo_command(ctx: click.Context, exit_code: bool) -> None:
+    """Connect the demo venue to the sandbox tenant and pair its rooms (once)."""
+    from .demo import DemoConnectError, connect_demo_to_sandbox
+
+    try:
+        connection = connect_demo_to_sandbox()
+    except DemoConnectError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(connection.message)
+    if exit_code and not connection.connected:
+        ctx.exit(NOTHING_TO_DO)

@@ -14,6 +14,9 @@ Environment variables (all optional):
 - `PUBLIC_BASE_URL`: the address at which the provider reaches Roomsync's webhooks (`make run` sets
   http://127.0.0.1:$PORT, which the local sandbox accepts).
 - `GRAPH_*`: the Microsoft 365 tenant, read by `webapp.graph.settings` (see there).
+- `MAIL_SERVER`, `MAIL_PORT`, `MAIL_USERNAME`, `MAIL_PASSWORD`, `MAIL_STARTTLS`, `MAIL_SSL`, `MAIL_CA_BUNDLE`,
+  `MAIL_FROM`, `MAIL_TIMEOUT`: outgoing mail, read by `webapp.notify.mailer` (see there). No `MAIL_SERVER`
+  (the default): emails stay in the admin outbox page.
 """
 
 from __future__ import annotations
@@ -60,6 +63,15 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE") == "1",
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", ""),
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": os.environ.get("MAIL_PORT", ""),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
+        "MAIL_STARTTLS": os.environ.get("MAIL_STARTTLS") == "1",
+        "MAIL_SSL": os.environ.get("MAIL_SSL") == "1",
+        "MAIL_CA_BUNDLE": os.environ.get("MAIL_CA_BUNDLE", ""),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Roomsync <roomsync@localhost>"),
+        "MAIL_TIMEOUT": os.environ.get("MAIL_TIMEOUT", "10"),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
     }

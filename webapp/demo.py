@@ -3,7 +3,19 @@
 Public API:
 - `seed_demo()` → True if it seeded, False if a venue exists already (then it changes nothing). Runs in an
   app context (`flask --app app seed-demo`).
-- `DEMO_PASSWORD`, `DEMO_ADMIN_EMAIL`, `DEMO_MEMBER_EMAIL`: the sign-ins `scripts/run.py` prints.
+- `DEMO_PASSWORD`, `DEMO_ADMIN_EMAIL`, `DEMO_MEMBER_EMAIL`: the sign-ins `scripts/run.py` prints; `ROOMS`:
+  the demo rooms as (name, capacity, tags, description).
+- `connect_demo_to_sandbox()` → `DemoConnection(connected, message, pairs, unpaired)`: connects the demo venue
+  to the Microsoft 365 sandbox tenant and pairs its 8 rooms (`flask --app app connect-demo`, which `make run`
+  runs once the sandbox and the web server are up). Only when there is something to do: the demo venue (and
+  its admin) exists, the venue has no integration settings yet, and the Graph settings name the sandbox's
+  tenant (`instance/sandbox.env`, see webapp/graph/settings.py); otherwise it changes nothing and
+  `connected` is False, with the reason in `message`. It saves the integration settings through
+  `integration.operations.save_settings` (butler: the sandbox's; webhooks at `PUBLIC_BASE_URL`; directory
+  search and photos on), so the 8 live checks run, then pairs every active room of the venue with the
+  sandbox room of the same name through `sync.pairs.create_pair` (the demo admin as actor; each pair queues
+  its initial sync). Desks stay unpaired. Raises `DemoConnectError` (nothing paired; a failed check saves
+  nothing either) when the settings are unusable or a check fails, e.g. because the sandbox is not up.
 
 What it makes: the venue "HQ" (Europe/London, 15-minute grid, open Mon–Fri 07:00–21:00 and Sat 09:00–17:00),
 8 rooms (one of them, "Board room A+B", depends on A and B) and 12 desks with tags, an optional "Cost centre"
@@ -19,7 +31,7 @@ booking that the rules or a conflict refuse is left out and logged.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
@@ -246,3 +258,82 @@ def _book(venue: Venue, spaces: dict[str, Space], users: dict[str, User], monday
         current_app.logger.info("Demo: left out %r on %s: %s", plan.title, day, exc.message)
         return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------- the sandbox
+
+
+class DemoConnectError(Exception):
+    """The demo could not be connected to the sandbox tenant; nothing was paired."""
+
+
+@dataclass
+class DemoConnection:
+    connected: bool  # True: the settings were saved and the rooms paired by this call
+    message: str
+    pairs: list = field(default_factory=list)  # the new `sync.models.Pair`s
+    unpaired: dict[str, str] = field(default_factory=dict)  # room name → why it was not paired
+
+
+def connect_demo_to_sandbox() -> DemoConnection:
+    from .graph.errors import GraphError
+    from .graph.settings import load_settings
+    from .integration.operations import SettingsInput, save_settings, settings_for
+    from .sandbox.seed import DEMO_BUTLER_EMAIL, DEMO_TENANT_ID
+    from .sync.pairs import create_pair
+    from .sync.rooms import provider_rooms
+
+    venue = db.session.scalar(select(Venue).order_by(Venue.id).limit(1))
+    admin = db.session.scalar(select(User).where(User.email == DEMO_ADMIN_EMAIL))
+    if venue is None or admin is None:
+        return DemoConnection(False, "No demo venue (`flask --app app seed-demo` makes it): nothing to connect.")
+    if settings_for(venue) is not None:
+        return DemoConnection(False, f"{venue.name} has its integration settings already: nothing changed.")
+    try:
+        graph = load_settings()
+    except GraphError as error:
+        raise DemoConnectError(f"The Microsoft 365 settings are unusable: {error}") from None
+    if not graph.configured():
+        return DemoConnection(False, "No sandbox tenant is configured (the sandbox writes instance/sandbox.env "
+                                     "when it starts): nothing to connect.")
+    if graph.tenant_id != DEMO_TENANT_ID:
+        return DemoConnection(False, "GRAPH_TENANT_ID names a tenant other than the sandbox's: the demo stays "
+                                     "unconnected (connect it on the integration page).")
+
+    data = SettingsInput(butler_email=DEMO_BUTLER_EMAIL, allow_directory_search=True, sync_photos=True)
+    try:
+        outcome = save_settings(venue, data)
+    except ValidationError as error:
+        raise DemoConnectError(f"The integration settings were refused: {error.message}") from None
+    if not outcome.saved:
+        problems = [f"- {p.label}: {p.message}" for p in outcome.prerequisites if not p.ok]
+        problems += [f"- {r.label}: {r.error or 'failed'}" + (f" ({r.hint})" if r.hint else "")
+                     for r in outcome.results if r.ok is False]
+        raise DemoConnectError("The sandbox tenant did not pass the integration checks, so nothing was saved "
+                               "or paired:\n" + "\n".join(problems))
+
+    try:
+        rooms = {room.display_name.casefold(): room for room in provider_rooms()}
+    except GraphError as error:
+        raise DemoConnectError(f"The integration is saved but the sandbox's rooms could not be listed ({error}): "
+                               "pair the rooms on the Synced rooms page.") from None
+    spaces = db.session.scalars(select(Space).where(Space.venue_id == venue.id, Space.kind == "room",
+                                                    Space.active.is_(True)).order_by(Space.position)).all()
+    connection = DemoConnection(True, "")
+    for space in spaces:
+        room = rooms.get(space.name.casefold())
+        if room is None:
+            connection.unpaired[space.name] = "the sandbox has no room of that name"
+            continue
+        try:
+            connection.pairs.append(create_pair(venue, space, room, admin))
+        except ValidationError as error:
+            connection.unpaired[space.name] = error.message
+    connection.message = (f"Connected {venue.name} to the Microsoft 365 sandbox tenant and paired "
+                          f"{len(connection.pairs)} rooms with the sandbox's rooms: their initial syncs are "
+                          "running (Admin → Synced rooms, /admin/sync/).")
+    if connection.unpaired:
+        connection.message += " Not paired: " + "; ".join(f"{name} ({why})"
+                                                          for name, why in connection.unpaired.items()) + "."
+    current_app.logger.info("Demo: %s", connection.message)
+    return connection

@@ -14,3 +14,4 @@ from .booking.models import (  # noqa: F401
 from .integration.models import IntegrationSettings, ProviderIdentity, UserPhoto  # noqa: F401
 from .audit import AuditEntry  # noqa: F401
 from .sync.models import EventLink, InitialSync, NotedBooking, Pair, SyncPreview, SyncReportItem  # noqa: F401
+from .notify.models import OutboxMessage  # noqa: F401

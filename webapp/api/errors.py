@@ -5,7 +5,8 @@ Public API:
 - `ApiError(status, code, message, fields=None, headers=None)`: raised by the API's own code (auth, parsing).
 - `register(bp)`: installs the handlers on the blueprint:
   booking-domain errors keep their status and code (`ValidationError` → 422 with `fields`, `ConflictError` →
-  409 with `conflicts`, `PermissionDenied` → 403, `NotFound` → 404); a repeat rule whose expansion fails
+  409 with `conflicts`, `SpaceSyncing` → 409 `space_syncing` with `fields` and `spaces` (the ids of the
+  syncing spaces that block the write), `PermissionDenied` → 403, `NotFound` → 404); a repeat rule whose expansion fails
   (too many occurrences, past the year 9999) → 422; every werkzeug HTTP error (404, 405, 413 …) → its status
   with a code; anything else → a logged 500 `internal_error` (a bug: tests show no input reaches it).
   Routing failures (unknown URL, wrong method) happen before a blueprint is chosen, so a
@@ -17,7 +18,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from ..booking.errors import BookingError, ConflictError, ValidationError
+from ..booking.errors import BookingError, ConflictError, SpaceSyncing, ValidationError
 from ..booking.recurrence import RecurrenceError
 from ..extensions import db
 from ..venue import current_venue
@@ -79,6 +80,11 @@ def register(bp: Blueprint) -> None:
     @bp.errorhandler(ValidationError)
     def validation_error(error: ValidationError):
         return error_response(422, error.code, error.message, error.fields)
+
+    # Flask picks the handler of the most specific class: this one wins over ValidationError's 422.
+    @bp.errorhandler(SpaceSyncing)
+    def space_syncing(error: SpaceSyncing):
+        return error_response(409, error.code, error.message, error.fields, spaces=error.space_ids)
 
     @bp.errorhandler(ConflictError)
     def conflict_error(error: ConflictError):

@@ -4,9 +4,13 @@ Public API:
 - `BlockSource(space_id, booking, start, end, original_start, title)`: one occurrence to place (`title` is
   the visible title, already decided by `booking.privacy`).
 - `day_grid(venue, day, spaces, sources, *, viewer, now, related, names, new_href, detail_href, week_href,
-  avatar)` → `Grid`: one column per space on one day.
-- `week_grid(venue, space, days, sources, *, viewer, now, names, new_href, detail_href, day_href, avatar)`
-  → `Grid`: one column per day for one space.
+  avatar, syncing)` → `Grid`: one column per space on one day.
+- `week_grid(venue, space, days, sources, *, viewer, now, names, new_href, detail_href, day_href, avatar,
+  syncing)` → `Grid`: one column per day for one space.
+  `syncing` (optional; none by default): ids of the spaces in their initial sync with Microsoft 365
+  (`sync.freeze`). A space that is syncing, or that shares with one ("Board room A" while "Board room A+B"
+  syncs), takes no bookings: its slots are not links and its column (`Column.syncing`) or the week
+  (`Grid.syncing`) carries a note saying why.
   `avatar(holder)` (optional; none by default) → the holder's avatar as HTML (photo or initials), shown next to
   their name; the caller prepares it for the whole page at once, so laying out a block runs no query and
   renders no template.
@@ -73,6 +77,7 @@ class Column:
     blocks: list[Block] = field(default_factory=list)
     is_today: bool = False
     closed: bool = False
+    syncing: str = ""  # why the space takes no bookings now (its or a sharing space's initial sync); "" if it does
 
     def slots_html(self) -> Markup:
         """The column's slots, one tag per row. Built here rather than in a template loop: a 200-space day has
@@ -95,6 +100,12 @@ class Grid:
     columns: list[Column]
     now_top: float | None = None  # rows from the top; None when today is not shown
     now_column: int | None = None  # None: the line crosses every column
+    syncing: str = ""  # week view: why its space takes no bookings now (see Column.syncing)
+
+    @property
+    def any_syncing(self) -> bool:
+        """A space shown is frozen by an initial sync: the grid polls until it is over."""
+        return bool(self.syncing) or any(column.syncing for column in self.columns)
 
     @property
     def focus_row(self) -> float:
@@ -177,6 +188,18 @@ def _no_avatar(holder) -> str:
     return ""
 
 
+def syncing_note(space_id: int, syncing, blockers, names: dict[int, str]) -> str:
+    """Why `space_id` takes no bookings while spaces in `syncing` run their initial sync ("" if it does);
+    `blockers`: the spaces whose bookings block it (they freeze it too)."""
+    if space_id in syncing:
+        return "Initial sync with Microsoft 365 in progress: bookings open again as soon as it finishes."
+    shared = sorted((names.get(other, "") for other in blockers if other in syncing), key=str.casefold)
+    if shared:
+        return (f"{', '.join(shared)} (sharing this space) {'are' if len(shared) > 1 else 'is'} in the initial sync "
+                "with Microsoft 365: bookings open again as soon as it finishes.")
+    return ""
+
+
 def _block(item: _Local, grid: int, day: date, first: int, last: int, viewer_id, detail_href, avatar,
            blocked_by=None) -> Block | None:
     start = max(_minutes_into(day, item.start), first)
@@ -237,6 +260,7 @@ def day_grid(
     detail_href: Callable[[int, str], str],
     week_href: Callable[[int], str],
     avatar: Callable[[object], str] = _no_avatar,
+    syncing: set[int] | frozenset[int] = frozenset(),
 ) -> Grid:
     """`related[space_id]`: the other spaces whose bookings block it; `names`: every space's name."""
     items = _localise(venue, sources)
@@ -247,6 +271,7 @@ def day_grid(
     viewer_id = getattr(viewer, "id", None)
     columns: dict[int, Column] = {}
     for space in spaces:
+        note = syncing_note(space.id, syncing, related.get(space.id, ()), names) if syncing else ""
         columns[space.id] = Column(
             label=space.name,
             sublabel=f"{space.capacity} {'seat' if space.capacity == 1 else 'seats'}" if space.capacity else "",
@@ -255,8 +280,9 @@ def day_grid(
             new_href=new_href(space.id),
             starts=shared.starts,
             times=times,
-            bookable=list(shared.bookable) if space.active else [False] * len(minutes),
+            bookable=list(shared.bookable) if space.active and not note else [False] * len(minutes),
             closed=shared.closed,
+            syncing=note,
         )
     blocked_columns: dict[int, list[int]] = {}
     for space_id, others in related.items():
@@ -295,15 +321,18 @@ def week_grid(
     detail_href: Callable[[int, str], str],
     day_href: Callable[[date], str],
     avatar: Callable[[object], str] = _no_avatar,
+    syncing: set[int] | frozenset[int] = frozenset(),
 ) -> Grid:
-    """`sources` may include bookings of related spaces (shown as "in use"); `names`: their names."""
+    """`sources` may include bookings of related spaces (shown as "in use"); `names`: their names;
+    `syncing`: the syncing spaces among this space and the spaces it shares with."""
     items = _localise(venue, sources)
     first, last = _visible_minutes(venue, days, items)
     minutes, labels, times = _rows(venue, first, last)
     today = to_local(now, venue.tz).date()
     step = venue.granularity_minutes
     viewer_id = getattr(viewer, "id", None)
-    grid = Grid(step, labels, times, [])
+    note = syncing_note(space.id, syncing, set(syncing) - {space.id}, names) if syncing else ""
+    grid = Grid(step, labels, times, [], syncing=note)
     slot_href = new_href(space.id)
     for index, day in enumerate(days):
         rows = _DayRows(venue, day, minutes, now)
@@ -315,7 +344,7 @@ def week_grid(
             new_href=slot_href,
             starts=rows.starts,
             times=times,
-            bookable=list(rows.bookable) if space.active else [False] * len(minutes),
+            bookable=list(rows.bookable) if space.active and not note else [False] * len(minutes),
             is_today=day == today,
             closed=rows.closed,
         )

@@ -5,6 +5,9 @@ Public API:
 - `ValidationError(fields)`: input or venue-rule failures, `fields` maps a field name to its message
   (HTTP 422).
 - `ConflictError(conflicts)`: overlap with other bookings, `conflicts` is a list of `Conflict` (HTTP 409).
+- `SpaceSyncing(space_ids, message)`: a space the write would touch, or one sharing with it, is in its
+  initial sync with Microsoft 365 (see `sync.freeze`). A `ValidationError` (field `space_ids`), so every
+  page that shows validation errors shows it; the JSON API answers it 409 `space_syncing`.
 - `PermissionDenied` (403), `NotFound` (404).
 """
 
@@ -53,6 +56,18 @@ class ConflictError(BookingError):
     def __init__(self, conflicts: list[Conflict], message: str | None = None):
         self.conflicts = conflicts
         super().__init__(message or "That time is already booked.")
+
+
+class SpaceSyncing(ValidationError):
+    """Nothing is wrong with the request; the space is frozen while its initial sync runs. `space_ids`: the
+    syncing spaces that block the write (the booked ones or spaces that share with them)."""
+
+    code = "space_syncing"
+    status = 409
+
+    def __init__(self, space_ids: list[int], message: str):
+        self.space_ids = list(space_ids)
+        super().__init__({"space_ids": message}, message)
 
 
 class PermissionDenied(BookingError):

@@ -2,10 +2,17 @@
 
 Public API:
 - `BookingInput`: what a booking should look like (all times aware).
-- `create_booking(venue, data, actor=…, origin=…, bypass_rules=False, uid=None)` → Booking
-- `update_booking(booking, data, actor=…, scope="all"|"this"|"following", occurrence_start=None, bypass_rules=False)`
-  → the booking holding the edited occurrence (a new booking for "following").
-- `cancel_booking(booking, actor=…, scope=…, occurrence_start=None)`
+- `ExceptionInput(original_start, cancelled=False, start=None, end=None, title=None)`: one cancelled or
+  moved (or retitled) occurrence of a series being created.
+- `create_booking(venue, data, actor=…, origin=…, bypass_rules=False, uid=None, exceptions=(),
+  ignore_sync_freeze=False, also_write=None)` → Booking. `also_write(booking)`, if given, adds the rows that
+  must commit with the booking or not at all (the sync's links and report lines). `exceptions` are stored with the series in the same transaction,
+  before its occurrences are materialised and checked (an imported Outlook series keeps its cancelled and
+  moved occurrences); an `original_start` that is not an occurrence of the rule, or moved times that do not
+  end after they start, are refused (`ValidationError` key `exceptions`).
+- `update_booking(booking, data, actor=…, scope="all"|"this"|"following", occurrence_start=None, bypass_rules=False,
+  ignore_sync_freeze=False)` → the booking holding the edited occurrence (a new booking for "following").
+- `cancel_booking(booking, actor=…, scope=…, occurrence_start=None, ignore_sync_freeze=False)`
 - `input_from_booking(booking, occurrence_start=None)` → BookingInput of what is there now (edit forms,
   PATCH merges).
 - `occurrence_times(booking)` → list[OccurrenceTime], `expand(tz, start, end, rrule, exceptions)` (pure), `occurrences_between(space_ids, start, end)`,
@@ -17,6 +24,10 @@ the venue rules; lock the spaces (`locking.lock_spaces`); apply; rebuild the boo
 check overlaps against every other booking on the same spaces and on spaces they share with (dependants
 and dependencies, transitively); commit — or roll back and raise, so nothing half-applied remains.
 Operations never touch `request` or `flash`: errors are `booking.errors` exceptions.
+
+Sync freeze: while a space of the locked closure is in its initial sync with Microsoft 365, every write
+(any origin) is refused with `SpaceSyncing`, read after the locks are taken (see `sync.freeze`, imported
+lazily: the sync package builds on this one). Only the initial sync job itself passes `ignore_sync_freeze`.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import contains_eager
@@ -61,6 +72,19 @@ class BookingInput:
     custom_fields: dict = field(default_factory=dict)
     rrule: str | None = None
     holder_id: int | None = None  # None: the actor
+
+
+@dataclass(frozen=True)
+class ExceptionInput:
+    """One occurrence of a new series that is cancelled or moved: `original_start` (aware) is where the rule
+    puts it; `start`/`end` (aware; None keeps the rule's) and `title` (None keeps the series') say where it
+    went. A cancelled occurrence's times and title are ignored."""
+
+    original_start: datetime
+    cancelled: bool = False
+    start: datetime | None = None
+    end: datetime | None = None
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -411,6 +435,64 @@ def _conflict_message(venue: Venue, conflicts: list[Conflict]) -> str:
     return f"{where} is already booked on {len(dates)} of these dates: {listed}{more}."
 
 
+def _refuse_if_syncing(closure: Iterable[int], space_ids: Iterable[int], *, changing: bool = False) -> None:
+    """Inside the locked section: refuse when a space of the locked closure is in its initial sync."""
+    # Imported here, not at the top: webapp.sync builds on webapp.booking (see the module docstring).
+    from ..sync.freeze import refuse_if_syncing
+
+    refuse_if_syncing(closure, space_ids, changing=changing)
+
+
+def _exception_rows(venue: Venue, data: BookingInput, exceptions: Sequence[ExceptionInput], now: datetime) -> list[OccurrenceException]:
+    """The OccurrenceException rows of a new series, checked against its rule (not yet attached)."""
+    if not exceptions:
+        return []
+    if not data.rrule:
+        raise ValidationError({"exceptions": "Only a repeating booking can have cancelled or moved occurrences."})
+    tz = venue.tz
+    by_original = {o.original_start: o for o in expand(tz, data.start, data.end, data.rrule)}
+    rows: list[OccurrenceException] = []
+    seen: set[datetime] = set()
+    for exc in exceptions:
+        try:
+            original = ensure_aware(exc.original_start, "original_start")
+            start = ensure_aware(exc.start, "start") if exc.start is not None and not exc.cancelled else None
+            end = ensure_aware(exc.end, "end") if exc.end is not None and not exc.cancelled else None
+        except (NaiveDatetimeError, AttributeError, TypeError):
+            raise ValidationError({"exceptions": "Occurrence times need a date, a time and a UTC offset."}) from None
+        occurrence = by_original.get(original)
+        if occurrence is None:
+            raise ValidationError(
+                {"exceptions": f"{to_local(original, tz):%a %d %b %Y %H:%M} is not an occurrence of this series."}
+            )
+        if original in seen:
+            raise ValidationError({"exceptions": f"The occurrence of {to_local(original, tz):%a %d %b %Y %H:%M} is given twice."})
+        seen.add(original)
+        if exc.cancelled:
+            rows.append(OccurrenceException(original_start_utc=original, cancelled=True, updated_at=now))
+            continue
+        if (end or occurrence.end) <= (start or occurrence.start):
+            raise ValidationError(
+                {"exceptions": f"The occurrence of {to_local(original, tz):%a %d %b %Y %H:%M} must end after it starts."}
+            )
+        title = (exc.title or "").strip() if exc.title is not None else None
+        if title is not None and len(title) > MAX_TITLE:
+            raise ValidationError({"exceptions": f"An occurrence's title may have at most {MAX_TITLE} characters."})
+        rows.append(
+            OccurrenceException(
+                original_start_utc=original,
+                cancelled=False,
+                start_utc=start,
+                end_utc=end,
+                title=None if title == data.title else title,
+                updated_at=now,
+            )
+        )
+    if len(seen) == len(by_original) and all(r.cancelled for r in rows):
+        raise ValidationError({"exceptions": "Every occurrence of this series is cancelled: there is nothing to book."})
+    return rows
+
+
 def _run(write):
     """Run a write; on any error roll the session back so no half-applied change can be committed.
     A rule that cannot be expanded (too many occurrences, beyond the calendar) is a validation error."""
@@ -433,15 +515,22 @@ def create_booking(
     origin: str = "roomsync",
     bypass_rules: bool = False,
     uid: str | None = None,
+    exceptions: Sequence[ExceptionInput] = (),
+    ignore_sync_freeze: bool = False,
+    also_write: Callable[[Booking], None] | None = None,
 ) -> Booking:
     def write():
         spaces, recurrence, holder = _validate_input(venue, data, actor, origin)
         now = now_utc()
-        times = expand(venue.tz, data.start, data.end, data.rrule)
+        exception_rows = _exception_rows(venue, data, exceptions, now)
+        times = expand(venue.tz, data.start, data.end, data.rrule, exception_rows)
         _check_series_shape(times)
         if not bypass_rules:
             _check_rules(venue, times, now)
-        lock_spaces(space_closure(data.space_ids))
+        closure = space_closure(data.space_ids)
+        lock_spaces(closure)
+        if not ignore_sync_freeze:
+            _refuse_if_syncing(closure, data.space_ids)
         booking = Booking(
             venue_id=venue.id,
             holder_id=holder.id if holder else None,
@@ -463,7 +552,12 @@ def create_booking(
         if uid:
             booking.uid = uid
         booking.spaces = list(db.session.scalars(select(Space).where(Space.id.in_(data.space_ids))))
+        booking.exceptions = exception_rows
         db.session.add(booking)
+        if also_write is not None:
+            # Rows that must commit with the booking or not at all (the sync's links and report lines). They
+            # are written here, inside the locked transaction: SQLite's lock commits what was pending before.
+            also_write(booking)
         _commit_checked([booking], "created")
         return booking
 
@@ -503,6 +597,7 @@ def update_booking(
     occurrence_start: datetime | None = None,
     origin: str = "roomsync",
     bypass_rules: bool = False,
+    ignore_sync_freeze: bool = False,
 ) -> Booking:
     """Change a booking. For a series, `occurrence_start` (the original start of the occurrence being
     edited) and `scope` say which part: "this" occurrence, "following" (this and later ones, split into a
@@ -528,7 +623,10 @@ def update_booking(
         effective_scope = scope if booking.rrule else "all"
         if effective_scope == "following" and reference.original_start == booking.start_utc:
             effective_scope = "all"
-        lock_spaces(space_closure(old_space_ids + data.space_ids))
+        closure = space_closure(old_space_ids + data.space_ids)
+        lock_spaces(closure)
+        if not ignore_sync_freeze:
+            _refuse_if_syncing(closure, old_space_ids + data.space_ids, changing=True)
 
         if effective_scope == "this":
             changed = _changed_series_fields(booking, data)
@@ -665,6 +763,7 @@ def cancel_booking(
     scope: str = "all",
     occurrence_start: datetime | None = None,
     origin: str = "roomsync",
+    ignore_sync_freeze: bool = False,
 ) -> Booking:
     """Cancel a booking, one occurrence of a series ("this"), or this and the following ones."""
     if scope not in SCOPES:
@@ -677,7 +776,11 @@ def cancel_booking(
         reference = find_occurrence(booking, occurrence_start) if effective_scope != "all" else None
         if reference is not None and effective_scope == "following" and reference.original_start == booking.start_utc:
             effective_scope = "all"
-        lock_spaces(space_closure([s.id for s in booking.spaces]))
+        space_ids = [s.id for s in booking.spaces]
+        closure = space_closure(space_ids)
+        lock_spaces(closure)
+        if not ignore_sync_freeze:
+            _refuse_if_syncing(closure, space_ids, changing=True)
         if effective_scope == "this":
             exc = _exception_for(booking, reference.original_start)
             exc.cancelled, exc.start_utc, exc.end_utc, exc.updated_at = True, None, None, now

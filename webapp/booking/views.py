@@ -16,6 +16,10 @@ the clashing dates and spaces with titles masked by `booking.privacy` (409). Suc
 `HX-Trigger: booking-changed` event on a 204 (the dialog closes, the grid reloads, the message is shown) and plain
 requests with a 303 and a flash.
 
+While a space (or one sharing with it) runs its initial sync with Microsoft 365 (`sync.freeze`), the grids
+show it with a "Syncing" note and no slot links (one query per page), the form for it says why up front, and
+a write refused with `SpaceSyncing` comes back as a message at the top of the form (422).
+
 Holders appear with their avatar (`people/_avatar.html`: the synced photo when the venue syncs photos, else
 initials) on the grids, "My bookings" and a booking's page; which holders have a photo is read once per page.
 """
@@ -37,10 +41,11 @@ from ..auth.models import User
 from ..auth.views import safe_next
 from ..extensions import db
 from ..integration.photos import holders_with_photos, initials
+from ..sync.freeze import refuse_if_syncing, syncing_space_ids, syncing_spaces_of
 from ..timeutil import NaiveDatetimeError, local_day_bounds, now_utc, parse_iso, to_local
 from ..venue import current_venue
 from . import display
-from .errors import ConflictError, NotFound, PermissionDenied, ValidationError
+from .errors import ConflictError, NotFound, PermissionDenied, SpaceSyncing, ValidationError
 from .forms import EARLIEST_DAY, LATEST_DAY, booking_form, initial_for_slot, initial_from_input
 from .models import Booking, Occurrence, OccurrenceException, Space
 from .operations import (
@@ -234,6 +239,7 @@ def day_view():
         detail_href=_detail_href_maker(),
         week_href=week_pattern.format,
         avatar=_avatar_maker(venue, {s.booking.holder_id for s in sources}),
+        syncing=syncing_spaces_of(venue),
     )
     context = dict(
         venue=venue,
@@ -266,7 +272,8 @@ def week_view(space_id: int):
     monday = day - timedelta(days=day.weekday())
     days = [monday + timedelta(days=i) for i in range(7)]
     start, end = local_day_bounds(days[0], venue.tz)[0], local_day_bounds(days[-1], venue.tz)[1]
-    occurrences = occurrences_between(space_closure([space.id]), start, end)
+    closure = space_closure([space.id])
+    occurrences = occurrences_between(closure, start, end)
     new_base = url_for("booking.new_booking")
     sources = _block_sources(occurrences, venue)
     grid = display.week_grid(
@@ -281,6 +288,7 @@ def week_view(space_id: int):
         detail_href=_detail_href_maker(),
         day_href=lambda d: url_for("booking.day_view", date=d.isoformat()),
         avatar=_avatar_maker(venue, {s.booking.holder_id for s in sources}),
+        syncing=syncing_space_ids(closure),
     )
     context = dict(
         venue=venue,
@@ -414,6 +422,15 @@ def _render_form(form, *, status: int = 200, booking: Booking | None = None, occ
     return render_template(template, **context), status
 
 
+def _sync_notice(space_ids: list[int], *, changing: bool = False) -> list[str]:
+    """The form's message up front when its spaces cannot be booked now because of an initial sync."""
+    try:
+        refuse_if_syncing(space_closure(space_ids), space_ids, changing=changing)
+    except SpaceSyncing as exc:
+        return [exc.message]
+    return []
+
+
 def _done(message: str, day: date, next_url: str | None = None):
     if htmx.is_htmx():
         # 204: nothing to swap; htmx still fires the event, which closes the dialog and reloads the grid.
@@ -446,6 +463,8 @@ def new_booking():
         abort(400, f"There is no bookable space with id {space_id}.")
     start = _parse_instant(request.args["start"], "start") if request.args.get("start") else _next_slot(venue)
     form = booking_form(venue, current_user, initial=initial_for_slot(venue, space_id, start))
+    if space_id is not None:
+        form.general_errors += _sync_notice([space_id])
     return _render_form(form)
 
 
@@ -459,6 +478,10 @@ def create():
     data = form.to_input(venue)
     try:
         booking = create_booking(venue, data, actor=_user())
+    except SpaceSyncing as exc:
+        # Nothing to correct in the fields: the message goes on top of the form.
+        form.general_errors.append(exc.message)
+        return _render_form(form, status=422)
     except ValidationError as exc:
         form.add_errors(exc.fields)
         return _render_form(form, status=422)
@@ -521,6 +544,7 @@ def edit(booking_id: int):
         initial = initial_from_input(data, venue, booking.holder.email if booking.holder else "")
         initial["occurrence"] = display.iso_z(occurrence.original_start) if occurrence else ""
         form = booking_form(venue, current_user, initial=initial, scope=ask_scope, keep_space_ids=keep)
+        form.general_errors += _sync_notice(keep, changing=True)
         return _render_form(form, booking=booking, occurrence=occurrence)
 
     form = booking_form(venue, current_user, formdata=request.form, scope=ask_scope, keep_space_ids=keep)
@@ -537,6 +561,9 @@ def edit(booking_id: int):
         )
     except PermissionDenied:
         abort(403)
+    except SpaceSyncing as exc:
+        form.general_errors.append(exc.message)
+        return _render_form(form, status=422, booking=booking, occurrence=occurrence)
     except ValidationError as exc:
         form.add_errors(exc.fields)
         return _render_form(form, status=422, booking=booking, occurrence=occurrence)

@@ -15,15 +15,23 @@ Public API:
     or None, `list_contacts(mailbox, limit=None)`, `list_people(mailbox, limit=25)`;
   - places: `iter_rooms(room_list_email=None, page_size=100)`, `list_rooms(...)`, `list_room_lists()`;
   - events: `get_event`, `create_event(mailbox, draft)`, `update_event(mailbox, event_id, draft)`,
-    `delete_event`, `cancel_event(mailbox, event_id, comment=None)`, `decline_event(mailbox, event_id,
+    `delete_event`, `cancel_event(mailbox, event_id, comment=None)`, `iter_instances(mailbox, event_id, start, end)`, `decline_event(mailbox, event_id,
     comment=None, send_response=True)`, `iter_calendar_view(mailbox, start, end)`, `calendar_view(...)`,
-    `calendar_view_delta(mailbox, start=None, end=None, delta_link=None)` → `DeltaPage`;
+    `calendar_view_delta(mailbox, start=None, end=None, delta_link=None)` → `DeltaPage`,
+    `find_events_by_ical_uid(mailbox, ical_uid)` → `[Event]` (single instances and series masters of that
+    mailbox whose iCalUId matches: a meeting's copies in the organizer's, attendees' and rooms' calendars
+    share it, a master's names its series; `'` is escaped as `''` per OData);
   - subscriptions: `create_subscription(resource, notification_url, expiration, client_state,
     lifecycle_url=None, change_type="created,updated,deleted")`, `renew_subscription(id, expiration)`,
     `delete_subscription(id)`;
   - `batch(requests)` → `[BatchResult]` in request order, and the request builders `get_user_request`,
     `get_event_request`, `calendar_view_request` (first page only), `create_event_request`,
-    `delete_event_request`.
+    `delete_event_request`, `find_events_by_ical_uid_request` (value: a tuple of `Event`, first page only),
+    `update_event_request(request_id, mailbox, event_id, draft)` (PATCH with `draft.to_graph(partial=True)`;
+    value: the `Event`), `decline_event_request(request_id, mailbox, event_id, comment, send_response=True)`
+    and `cancel_event_request(request_id, mailbox, event_id, comment)` (202, no value; POSTs, so not re-sent
+    after a 429/5xx unless built with `idempotent=True`). Every builder takes `**kwargs` for `BatchRequest`
+    (`depends_on`, `idempotent`).
 
 Every request sends `Prefer: IdType="ImmutableId", outlook.timezone="UTC"` (immutable ids apply only to the
 request that asks, graph-facts §3.6; times come back in UTC, §3.4), `Accept: application/json` and one
@@ -79,7 +87,7 @@ PERSON_SELECT = ("id,displayName,givenName,surname,scoredEmailAddresses,userPrin
                  "jobTitle")
 _EVENT_FIELDS = ("id,iCalUId,changeKey,subject,bodyPreview,start,end,isAllDay,sensitivity,organizer,attendees,"
                  "location,isCancelled,type,seriesMasterId,recurrence,isOnlineMeeting,onlineMeeting,transactionId,"
-                 "showAs,responseStatus")
+                 "showAs,responseStatus,originalStart")
 EVENT_SELECT = _EVENT_FIELDS + ",lastModifiedDateTime"
 CALENDAR_VIEW_SELECT = _EVENT_FIELDS  # Graph refuses createdDateTime/lastModifiedDateTime in $select here
 
@@ -103,6 +111,14 @@ def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("times must be aware datetimes")
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ical_uid_query(events_path: str, ical_uid: str) -> str:
+    """`events_path` with `$filter=iCalUId eq '…'` (OData doubles a quote inside a string literal) and
+    `$select`; spaces as %20, not '+', which some OData servers read literally."""
+    literal = ical_uid.replace("'", "''")
+    query = urlencode({"$filter": f"iCalUId eq '{literal}'", "$select": EVENT_SELECT}, quote_via=quote)
+    return f"{events_path}?{query}"
 
 
 def _json_or_none(response: requests.Response):
@@ -364,11 +380,24 @@ class GraphClient:
         self._send("POST", self._event_path(mailbox, event_id, "decline"),
                    json_body={"comment": comment or "", "sendResponse": send_response}, mailboxes=(mailbox,))
 
+    def find_events_by_ical_uid(self, mailbox: str, ical_uid: str) -> list[Event]:
+        """Events (single instances and series masters) of `mailbox` with this iCalUId, every page."""
+        return [Event.from_graph(item) for item in self._values(_ical_uid_query(self._event_path(mailbox), ical_uid),
+                                                                 mailbox=mailbox)]
+
     def iter_calendar_view(self, mailbox: str, start: datetime, end: datetime, *,
                            page_size: int = 100) -> Iterator[Event]:
         params = {"startDateTime": _iso(start), "endDateTime": _iso(end), "$select": CALENDAR_VIEW_SELECT,
                   "$top": str(page_size)}
         for item in self._values(f"/users/{_segment(mailbox)}/calendarView", params, mailbox=mailbox):
+            yield Event.from_graph(item)
+
+    def iter_instances(self, mailbox: str, event_id: str, start: datetime, end: datetime, *,
+                       page_size: int = 500) -> Iterator[Event]:
+        """The occurrences and exceptions of the series `event_id` in [start, end)."""
+        params = {"startDateTime": _iso(start), "endDateTime": _iso(end), "$select": CALENDAR_VIEW_SELECT,
+                  "$top": str(page_size)}
+        for item in self._values(f"{self._event_path(mailbox, event_id)}/instances", params, mailbox=mailbox):
             yield Event.from_graph(item)
 
     def calendar_view(self, mailbox: str, start: datetime, end: datetime, *, page_size: int = 100) -> list[Event]:
@@ -454,6 +483,31 @@ class GraphClient:
 
     def delete_event_request(self, request_id: str, mailbox: str, event_id: str, **kwargs) -> BatchRequest:
         return BatchRequest(request_id, "DELETE", self._event_path(mailbox, event_id), mailbox=mailbox, **kwargs)
+
+    def find_events_by_ical_uid_request(self, request_id: str, mailbox: str, ical_uid: str,
+                                        **kwargs) -> BatchRequest:
+        """The first page only (a batch cannot follow nextLinks; a meeting has one copy per calendar)."""
+        return BatchRequest(request_id, "GET", _ical_uid_query(self._event_path(mailbox), ical_uid), mailbox=mailbox,
+                            parse=lambda body: tuple(Event.from_graph(v) for v in body.get("value") or []),
+                            **kwargs)
+
+    def update_event_request(self, request_id: str, mailbox: str, event_id: str, draft: EventDraft,
+                             **kwargs) -> BatchRequest:
+        return BatchRequest(request_id, "PATCH", self._event_path(mailbox, event_id),
+                            body=draft.to_graph(partial=True), headers={"Content-Type": "application/json"},
+                            mailbox=mailbox, parse=Event.from_graph, **kwargs)
+
+    def decline_event_request(self, request_id: str, mailbox: str, event_id: str, comment: str | None = None,
+                              send_response: bool = True, **kwargs) -> BatchRequest:
+        return BatchRequest(request_id, "POST", self._event_path(mailbox, event_id, "decline"),
+                            body={"comment": comment or "", "sendResponse": send_response},
+                            headers={"Content-Type": "application/json"}, mailbox=mailbox, **kwargs)
+
+    def cancel_event_request(self, request_id: str, mailbox: str, event_id: str, comment: str | None = None,
+                             **kwargs) -> BatchRequest:
+        return BatchRequest(request_id, "POST", self._event_path(mailbox, event_id, "cancel"),
+                            body={"comment": comment or ""}, headers={"Content-Type": "application/json"},
+                            mailbox=mailbox, **kwargs)
 
     def batch(self, batch_requests: list[BatchRequest]) -> list[BatchResult]:
         by_id: dict[str, BatchRequest] = {}

@@ -81,9 +81,16 @@ def parse_graph_datetime(dtz: dict | None) -> datetime | None:
                          code="unexpectedTimeZone") from None
 
 
-def _graph_datetime(moment: datetime) -> dict:
+def _graph_datetime(moment: datetime, time_zone: str | None = None) -> dict:
+    """A dateTimeTimeZone: UTC by default; in `time_zone` (an IANA name Graph accepts) when given — a series
+    must be written in its own zone, since its occurrences keep the wall-clock time of the start's zone."""
     if moment.tzinfo is None:
         raise ValueError("event times must be aware datetimes")
+    if time_zone:
+        from zoneinfo import ZoneInfo
+
+        local = moment.astimezone(ZoneInfo(time_zone))
+        return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": time_zone}
     return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"}
 
 
@@ -346,6 +353,7 @@ class Event:
     last_modified: datetime | None = None
     show_as: str | None = None
     response: str | None = None  # the calendar owner's own response
+    original_start: datetime | None = None  # occurrences and exceptions: the start the series gave them
 
     @property
     def is_private(self) -> bool:
@@ -376,6 +384,7 @@ class Event:
             transaction_id=_text(data.get("transactionId")),
             last_modified=parse_instant(data.get("lastModifiedDateTime")),
             show_as=_text(data.get("showAs")), response=(data.get("responseStatus") or {}).get("response"),
+            original_start=parse_instant(data.get("originalStart")),
         )
 
 
@@ -396,6 +405,7 @@ class EventDraft:
     is_online_meeting: bool | None = None
     show_as: str | None = None
     response_requested: bool | None = None
+    time_zone: str | None = None  # write start/end in this zone (series); UTC otherwise
     categories: tuple[str, ...] | None = None
     transaction_id: str | None = None
 
@@ -410,9 +420,9 @@ class EventDraft:
         elif self.body_text is not None:
             body["body"] = {"contentType": "text", "content": self.body_text}
         if self.start is not None:
-            body["start"] = _graph_datetime(self.start)
+            body["start"] = _graph_datetime(self.start, self.time_zone)
         if self.end is not None:
-            body["end"] = _graph_datetime(self.end)
+            body["end"] = _graph_datetime(self.end, self.time_zone)
         if self.is_all_day is not None:
             body["isAllDay"] = self.is_all_day
         if self.is_private is not None:

@@ -13,6 +13,12 @@ Routes (prefix /_sandbox):
   cleared. Changes of the wiped state are not announced (a reset is not something Graph can do).
 - `POST /permissions/revoke` and `/permissions/grant` {"permission": "Calendars.ReadWrite", "appId"?
   (default: the demo app)} → the app's permissions. Graph checks live grants, so the next call answers 403.
+- `PUT /rooms/<email>/processing` {"bookingWindowInDays", "enforceSchedulingHorizon", "maximumDurationInMinutes",
+  "automateProcessing", "allowRecurringMeetings"} (each optional) → the room mailbox's Set-CalendarProcessing
+  settings that `calendar.processing_settings` reads, merged into what it had; answers the room's effective
+  settings. 404 if there is no such room mailbox, 400 on an unknown key or a value of the wrong type or range
+  (Exchange: BookingWindowInDays 0–1080, MaximumDurationInMinutes 0–2147483647, AutomateProcessing None,
+  AutoUpdate or AutoAccept). Applies to the next request the room processes.
 - `POST /rooms/<email>/delete` → the room disappears from Places and its mailbox from the directory (calls
   on it then answer `ErrorInvalidUser`); 404 if there is no such room.
 - `POST /subscriptions/<id>/remove` → the subscription is deleted and `subscriptionRemoved` sent
@@ -28,6 +34,7 @@ import hmac
 from flask import Blueprint, current_app, request
 
 from . import sandbox_state
+from .calendar import processing_settings
 from .errors import GraphError
 from .seed import DEMO_CLIENT_ID, seed_tenant
 
@@ -129,6 +136,42 @@ def revoke_permission():
 @bp.post("/permissions/grant")
 def grant_permission():
     return _change_permission(grant=True)
+
+
+def _int_in(low: int, high: int):
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+_PROCESSING_KEYS = {
+    "bookingWindowInDays": _int_in(0, 1080),
+    "maximumDurationInMinutes": _int_in(0, 2_147_483_647),
+    "enforceSchedulingHorizon": lambda value: isinstance(value, bool),
+    "allowRecurringMeetings": lambda value: isinstance(value, bool),
+    "automateProcessing": lambda value: value in ("None", "AutoUpdate", "AutoAccept"),
+}
+
+
+@bp.put("/rooms/<email>/processing")
+def set_room_processing(email: str):
+    body = _json_body()
+    for key, value in body.items():
+        valid = _PROCESSING_KEYS.get(key)
+        if valid is None:
+            raise GraphError(400, "BadRequest", f"Unknown calendar processing setting '{key}'; known: "
+                             f"{', '.join(sorted(_PROCESSING_KEYS))}.")
+        if not valid(value):
+            raise GraphError(400, "BadRequest", f"{value!r} is not a valid value for {key}.")
+    store = sandbox_state().store
+    with store.lock:
+        user = next((u for u in store.all("user") if u.get("isRoom") and email.lower() in
+                     ((u.get("mail") or "").lower(), (u.get("userPrincipalName") or "").lower())), None)
+        if user is None:
+            raise GraphError(404, "ErrorItemNotFound", f"No room mailbox '{email}'.")
+        # The user document's settings win over the room document's (see calendar.processing_settings).
+        user["calendarProcessing"] = {**(user.get("calendarProcessing") or {}), **body}
+        store.put("user", user["id"], user)
+        effective = processing_settings(store, user)
+    return {"room": user.get("mail") or user.get("userPrincipalName"), "calendarProcessing": effective}
 
 
 @bp.post("/rooms/<email>/delete")

@@ -18,6 +18,8 @@ Public API:
   `list_events(state, user)` → single instances and series masters (as `GET /events`);
   `calendar_view(state, user_id, start, end)` → single instances, occurrences and exceptions overlapping
   [start, end), in start order; `instances(state, user, master_id, start, end)` → one series' instances.
+- `processing_settings(store, room)` → the room mailbox's effective calendarProcessing settings (defaults,
+  then its room document's, then its user document's).
 - `parse_payload_datetime(value)` → a `dateTimeTimeZone` object → (aware UTC, zone name), the one parser of
   request dateTimeTimeZone values.
 
@@ -136,7 +138,7 @@ def _recipient(user: dict) -> dict:
     return {"emailAddress": {"name": user.get("displayName") or _address(user), "address": _address(user)}}
 
 
-def _processing_settings(store, room: dict) -> dict:
+def processing_settings(store, room: dict) -> dict:
     settings = dict(DEFAULT_PROCESSING)
     room_doc = store.get("room", room["id"]) or {}
     settings.update(room_doc.get("calendarProcessing") or {})
@@ -823,7 +825,7 @@ def _process_rooms(state, doc: dict, moment: datetime, changes: list[Change]) ->
         room = _find_user(attendee["emailAddress"]["address"])
         if room is None or not room.get("isRoom") or room["id"] == doc["_mailbox"] or not _has_mailbox(room):
             continue
-        settings = _processing_settings(store, room)
+        settings = processing_settings(store, room)
         if settings["automateProcessing"] != "AutoAccept":
             continue
         existing = previous_copies.get(room["id"])

@@ -2,7 +2,11 @@
 
 Routes ({user} is an id or a userPrincipalName; `/calendar/...` forms are the same views):
 - `POST /users/{user}/events` (201; a repeated `transactionId` answers 201 with the first event),
-  `GET /users/{user}/events` (single instances and series masters; `$top`, `$skip`, `$select`),
+  `GET /users/{user}/events` (single instances and series masters; `$top`, `$skip`, `$select`, and
+  `$filter=iCalUId eq '…'` — the one filter we serve: the organizer's, attendees' and rooms' copies of a meeting
+  share it, and a series master's identifies its series (graph-facts §3.1). The value is an OData string
+  literal (`''` for a quote) compared case-insensitively; any other `$filter` → 400
+  `ErrorInvalidUrlQueryFilter`. Graph's `uid` property is not filterable in its documentation, so not here),
 - `GET|PATCH|DELETE /users/{user}/events/{id}` (200 / 200 / 204; `$select` on GET),
 - `POST /users/{user}/events/{id}/cancel` (`{"comment"}`, organizer only), `/accept`,
   `/tentativelyAccept`, `/decline` (`{"comment", "sendResponse", "proposedNewTime"}`): 202, no body,
@@ -51,6 +55,7 @@ DEFAULT_PAGE, MAX_PAGE = 10, 1000
 DELTA_PAGE = 10
 _RESPONSES = {"accept": "accepted", "tentativelyAccept": "tentativelyAccepted", "decline": "declined"}
 _ORDERABLE = {"start/datetime": "_start", "end/datetime": "_end"}
+_ICAL_UID_FILTER = re.compile(r"^\s*iCalUId\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- request helpers
@@ -113,6 +118,17 @@ def _ordered(views: list[dict]) -> list[dict]:
     return sorted(views, key=lambda v: (v[key], v["id"]), reverse=direction.strip().lower() == "desc")
 
 
+def _filtered(views: list[dict]) -> list[dict]:
+    raw = request.args.get("$filter")
+    if raw is None:
+        return views
+    match = _ICAL_UID_FILTER.match(raw)
+    if match is None:
+        raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+    wanted = match.group(1).replace("''", "'").lower()
+    return [view for view in views if (view.get("iCalUId") or "").lower() == wanted]
+
+
 def _collection(views: list[dict], user: dict, fragment: str) -> dict:
     fields = paging.selected_fields(event_json.PROPERTIES, "event")
     tz_name = _zone_preference()
@@ -147,7 +163,7 @@ def create_event(user_key):
 @require(*READ)
 def list_events(user_key):
     user = _user(user_key)
-    return _json(_collection(calendar.list_events(sandbox_state(), user), user, "events"))
+    return _json(_collection(_filtered(calendar.list_events(sandbox_state(), user)), user, "events"))
 
 
 @bp.get("/users/<user_key>/events/<event_id>")

@@ -9,6 +9,12 @@ Public API:
 - `hash_secret(secret)` / `secret_matches(app_doc, secret)`: the app's client secret is stored only hashed.
 - `DEFAULT_CALENDAR_PROCESSING`: the Exchange Online defaults of `Set-CalendarProcessing` (graph-facts §6),
   copied onto every room doc as `calendarProcessing` for the room-mailbox logic to read.
+- `seed_demo_calendars(app)` → how many meetings it booked: the demo meetings of `DEMO_MEETINGS` in the 8
+  demo rooms, on the working days after "today" (the sandbox clock, `DEMO_TIME_ZONE`), each made through the
+  calendar engine on its organizer's mailbox with its rooms as `resource` attendees, so the rooms auto-accept
+  and hold their own copies, as in Exchange. Once per tenant: it books nothing (0) when it ran before (a
+  `seed` document remembers it) or when the tenant has events already. `make run`'s sandbox calls it at
+  start; tests and benchmarks start from empty calendars.
 
 Documents written (kind → shape):
 - tenant: {id, displayName, domains, defaultDomain}.
@@ -26,6 +32,14 @@ Documents written (kind → shape):
 
 The 20 people and 8 rooms mirror Roomsync's demo venue (webapp/demo.py: same emails, same room names) so
 the demo pairs them without typing; they are copied here because the sandbox never imports Roomsync.
+
+The demo meetings are what a newcomer's first sync should show: ordinary meetings, a weekly series with one
+occurrence moved and one cancelled, meetings off the 15-minute grid (adjusted on import: 10:05–10:50 →
+10:00–10:45, 13:53–14:07 → 13:45–14:00, 14:02–14:18 → 14:00–14:30, 15:10–15:40 → 15:15–15:45), a private
+meeting, an overnight one (refused: it spans midnight), one that books "Board room A+B" together with "Board
+room A" (refused: the combined room depends on A), and an organizer who is in the directory but not among
+Roomsync's users. They ignore Roomsync's own demo bookings: the clashes are the bookings the initial sync
+cannot restore, and its report lists them.
 """
 
 from __future__ import annotations
@@ -37,8 +51,10 @@ import re
 import struct
 import uuid
 import zlib
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
-from .clock import iso_z, now
+from .clock import iso_z, now, zone
 
 DEMO_DOMAIN = "roomsync.test"
 DEMO_TENANT_ID = "7d3c5a1e-2b4f-4c8e-9a61-0f5b8d2e4c17"
@@ -341,3 +357,166 @@ def seed_tenant(store) -> None:
             for rank, colleague in enumerate(colleagues):
                 person = _person(colleague, rank)
                 store.put("person", f"{user['id']}/{colleague['id']}", person, owner=user["id"])
+
+
+# ---------------------------------------------------------------- demo meetings in the rooms' calendars
+
+DEMO_TIME_ZONE = "Europe/London"
+_SEED_MARK = "demoCalendars"  # id of the `seed` document that says the meetings were booked
+
+
+@dataclass(frozen=True)
+class DemoMeeting:
+    """A meeting booked in Outlook. `workday` 1 is the first working day after the seed day; times are local
+    (`DEMO_TIME_ZONE`) and an `end` before `start` ends the next day. A weekly series has `weekly`
+    occurrences; `moved` = (occurrence number from 1, new start, new end) on the same day; `cancelled` = the
+    number of an occurrence the organizer cancelled."""
+
+    organizer: str  # the alias before @
+    rooms: tuple[str, ...]  # names of `_DEMO_ROOMS`
+    workday: int
+    start: str
+    end: str
+    subject: str
+    attendees: tuple[str, ...] = ()
+    private: bool = False
+    weekly: int = 0
+    moved: tuple[int, str, str] | None = None
+    cancelled: int | None = None
+    body: str = ""
+
+
+DEMO_MEETINGS = [
+    # Board room A
+    DemoMeeting("george.hughes", ("Board room A",), 1, "10:05", "10:50", "Budget check-in",
+                ("emma.wilson", "laura.bennett")),  # off the grid → 10:00–10:45
+    DemoMeeting("nadia.rahman", ("Board room A",), 3, "09:00", "10:00", "Hiring panel prep",
+                ("daniel.okafor", "chloe.evans")),
+    DemoMeeting("chloe.evans", ("Board room A",), 6, "14:00", "15:00", "Roadmap review",
+                ("hannah.clarke", "priya.shah", "daniel.okafor")),
+    DemoMeeting("marcus.reid", ("Board room A",), 8, "11:00", "12:00", "Vendor demo: Northwind", ("emma.wilson",),
+                body="Northwind show their new booking panels."),
+    # Board room A and Board room A+B at once: the combined room depends on A (refused on import).
+    DemoMeeting("laura.bennett", ("Board room A+B", "Board room A"), 4, "13:00", "15:00", "All-hands rehearsal",
+                ("admin", "sophie.turner")),
+    # Board room B: a weekly series, its 2nd occurrence moved an hour later, its 3rd cancelled.
+    DemoMeeting("emma.wilson", ("Board room B",), 1, "15:00", "16:00", "Sales pipeline review",
+                ("marcus.reid", "george.hughes"), weekly=4, moved=(2, "16:00", "17:00"), cancelled=3),
+    DemoMeeting("marcus.reid", ("Board room B",), 2, "13:53", "14:07", "Quick sync: Fabrikam contract",
+                ("emma.wilson",)),  # off the grid → 13:45–14:00
+    DemoMeeting("marcus.reid", ("Board room B",), 5, "09:30", "10:30", "Salary negotiation: regional lead",
+                private=True, body="Offer letter draft attached."),
+    DemoMeeting("emma.wilson", ("Board room B",), 7, "11:00", "11:45", "Customer onboarding: Tailspin Toys"),
+    # Board room A+B
+    DemoMeeting("laura.bennett", ("Board room A+B",), 2, "09:00", "12:00", "Strategy day",
+                ("admin", "daniel.okafor", "emma.wilson", "nadia.rahman")),
+    DemoMeeting("admin", ("Board room A+B",), 9, "10:00", "12:00", "Partner summit prep",
+                ("laura.bennett", "oliver.price")),
+    # Focus room 1
+    DemoMeeting("priya.shah", ("Focus room 1",), 1, "14:02", "14:18", "Call with Fabrikam"),  # → 14:00–14:30
+    DemoMeeting("zoe.campbell", ("Focus room 1",), 2, "11:00", "11:30", "1:1 Zoe / Kofi", ("kofi.mensah",)),
+    DemoMeeting("tariq.hussain", ("Focus room 1",), 5, "16:00", "16:30", "Reference call"),
+    # Focus room 2
+    DemoMeeting("isaac.lewis", ("Focus room 2",), 1, "09:00", "09:30", "Phone screen: backend engineer"),
+    DemoMeeting("oliver.price", ("Focus room 2",), 3, "15:10", "15:40", "Call with Tailspin"),  # → 15:15–15:45
+    DemoMeeting("samuel.wright", ("Focus room 2",), 6, "12:00", "12:30", "Pension advice call"),
+    # Atrium; the fire drill's organizer is in the directory only (Roomsync creates the user on import).
+    DemoMeeting("sophie.turner", ("Atrium",), 3, "12:30", "13:30", "Lunch & learn: Outlook and Roomsync",
+                body="Bring your lunch; we bring the cake."),
+    DemoMeeting("oliver.price", ("Atrium",), 5, "17:00", "19:00", "Summer party planning", ("sophie.turner",)),
+    DemoMeeting("ben.carter", ("Atrium",), 7, "08:30", "09:30", "Fire drill briefing",
+                body="Wardens only: routes, roll call and the new assembly point."),
+    # Studio: a weekly series without exceptions, and an overnight event (refused: it spans midnight).
+    DemoMeeting("hannah.clarke", ("Studio",), 2, "11:00", "12:00", "Design crit", ("chloe.evans", "priya.shah"),
+                weekly=6),
+    DemoMeeting("daniel.okafor", ("Studio",), 2, "13:00", "14:00", "Sprint planning",
+                ("isaac.lewis", "kofi.mensah", "tariq.hussain", "zoe.campbell")),
+    DemoMeeting("kofi.mensah", ("Studio",), 4, "20:00", "02:00", "Hack night", ("isaac.lewis", "zoe.campbell")),
+    # Library
+    DemoMeeting("samuel.wright", ("Library",), 2, "10:00", "11:00", "Reading group"),
+    DemoMeeting("rosa.martinez", ("Library",), 4, "14:00", "15:30", "Writing session: case studies"),
+    DemoMeeting("zoe.campbell", ("Library",), 9, "16:00", "17:00", "Mentoring", ("kofi.mensah",)),
+]
+
+
+def _workday(today: date, number: int) -> date:
+    day = today
+    while number:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            number -= 1
+    return day
+
+
+def _local(day: date, clock: str) -> datetime:
+    return datetime.combine(day, time.fromisoformat(clock), tzinfo=zone(DEMO_TIME_ZONE))
+
+
+def _when(day: date, start: str, end: str) -> tuple[datetime, datetime]:
+    first, last = _local(day, start), _local(day, end)
+    return first, last if last > first else _local(day + timedelta(days=1), end)
+
+
+def _occurrence_start(meeting: DemoMeeting, first_day: date, number: int) -> datetime:
+    return _local(first_day + timedelta(weeks=number - 1), meeting.start)
+
+
+def _graph_time(moment: datetime) -> dict:
+    return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": DEMO_TIME_ZONE}
+
+
+def _meeting_payload(meeting: DemoMeeting, day: date, find_user) -> dict:
+    start, end = _when(day, meeting.start, meeting.end)
+    rooms = [find_user(f"{_slug(name)}@{DEMO_DOMAIN}") for name in meeting.rooms]
+    people = [find_user(f"{alias}@{DEMO_DOMAIN}") for alias in meeting.attendees]
+    attendees = [{"emailAddress": {"address": u["mail"], "name": u["displayName"]}, "type": "required"}
+                 for u in people]
+    attendees += [{"emailAddress": {"address": r["mail"], "name": r["displayName"]}, "type": "resource"}
+                  for r in rooms]
+    payload = {
+        "subject": meeting.subject,
+        "body": {"contentType": "text", "content": meeting.body},
+        "start": _graph_time(start),
+        "end": _graph_time(end),
+        "location": {"displayName": rooms[0]["displayName"], "locationEmailAddress": rooms[0]["mail"]},
+        "locations": [{"displayName": r["displayName"], "locationEmailAddress": r["mail"]} for r in rooms],
+        "attendees": attendees,
+        "sensitivity": "private" if meeting.private else "normal",
+    }
+    if meeting.weekly:
+        payload["recurrence"] = {
+            "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [start.strftime("%A").lower()]},
+            "range": {"type": "numbered", "startDate": day.isoformat(), "numberOfOccurrences": meeting.weekly,
+                      "recurrenceTimeZone": DEMO_TIME_ZONE},
+        }
+    return payload
+
+
+def seed_demo_calendars(app) -> int:
+    from . import calendar as engine  # late: the calendar engine is not needed to seed the directory
+    from .directory import find_user
+
+    state = app.extensions["sandbox"]
+    store = state.store
+    with app.app_context(), store.lock:  # one writer: requests wait until every meeting is booked
+        if store.get("seed", _SEED_MARK) is not None:
+            return 0
+        booked = 0
+        if not store.ids("event"):  # a tenant someone has used keeps its calendars as they are
+            today = now().astimezone(zone(DEMO_TIME_ZONE)).date()
+            for meeting in DEMO_MEETINGS:
+                day = _workday(today, meeting.workday)
+                organizer = find_user(f"{meeting.organizer}@{DEMO_DOMAIN}")
+                created, _ = engine.create_event(state, organizer, _meeting_payload(meeting, day, find_user))
+                if meeting.moved:
+                    number, start, end = meeting.moved
+                    occurrence = engine.occurrence_id(created["id"], _occurrence_start(meeting, day, number))
+                    new_start, new_end = _when(day + timedelta(weeks=number - 1), start, end)
+                    engine.update_event(state, organizer, occurrence,
+                                        {"start": _graph_time(new_start), "end": _graph_time(new_end)})
+                if meeting.cancelled:
+                    cancelled = _occurrence_start(meeting, day, meeting.cancelled)
+                    engine.cancel_event(state, organizer, engine.occurrence_id(created["id"], cancelled))
+                booked += 1
+        store.put("seed", _SEED_MARK, {"id": _SEED_MARK, "seededAt": iso_z(now()), "meetings": booked})
+    return booked

@@ -30,7 +30,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import create_sandbox_app, sandbox_state
-from .seed import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
+from .seed import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, seed_demo_calendars
 from .tls import ensure_certificates
 
 
@@ -105,6 +105,9 @@ def serve(host: str = "127.0.0.1", port: int = 5001, instance_dir: str | os.Path
     print(f"  tenant {DEMO_TENANT_ID}  client {DEMO_CLIENT_ID}  secret {DEMO_CLIENT_SECRET}")
     if sandbox.ca_path:
         print(f"  CA certificate {sandbox.ca_path}")
+    booked = seed_demo_calendars(sandbox.app)
+    if booked:
+        print(f"  booked {booked} demo meetings in the demo rooms' calendars")
     print(f"  settings written to {sandbox.env_path}", flush=True)
     try:
         sandbox.serve_forever()

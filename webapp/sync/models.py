@@ -76,10 +76,10 @@ RUN_STEPS = {
     7: "Checking both sides agree",
 }
 LAST_STEP = max(RUN_STEPS)
-REPORT_KINDS = ("imported", "adjusted", "shortened", "refused", "removed", "restored", "not_restored")
+REPORT_KINDS = ("imported", "adjusted", "shortened", "refused", "removed", "skipped", "restored", "not_restored")
 REPORT_LABELS = {
     "imported": "Imported", "adjusted": "Adjusted", "shortened": "Series shortened", "refused": "Refused",
-    "removed": "Removed in Outlook", "restored": "Restored", "not_restored": "Not restored",
+    "removed": "Removed in Outlook", "skipped": "Skipped", "restored": "Restored", "not_restored": "Not restored",
 }
 
 
@@ -184,7 +184,10 @@ class EventLink(db.Model):
     __table_args__ = (UniqueConstraint("room_email", "room_event_id", name="uq_event_link_room_event"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    booking_uid: Mapped[str] = mapped_column(ForeignKey("bookings.uid", ondelete="CASCADE"), index=True)
+    # Deferred: the initial sync adds a link in the transaction that creates its booking, and the booking
+    # operations flush whenever they query; the constraint is checked at the commit instead.
+    booking_uid: Mapped[str] = mapped_column(ForeignKey("bookings.uid", ondelete="CASCADE", deferrable=True,
+                                                        initially="DEFERRED"), index=True)
     kind: Mapped[str] = mapped_column(String(10), default="two_way")
     room_email: Mapped[str] = mapped_column(String(254))
     room_event_id: Mapped[str | None] = mapped_column(String(400))

@@ -8,8 +8,11 @@ Public API:
   one, and when the space or the room is already paired (one pair per space and one per room; the unique
   constraints settle a race). Desks are accepted as well as rooms: Exchange has resource mailboxes for
   desks and workspaces too, and what matters to the sync is the mailbox's calendar. Commits, then (after the
-  commit) runs the hook `enqueue_initial_sync(pair.id)`.
+  commit) queues the job `start_initial_sync(pair.id)` (see `sync.initial`).
 - `unsync(pair, actor)`: removes the pair; commits, then runs the hook `remove_subscription(room_email)`.
+  Refused (`ValidationError`, key `form`) while the pair's initial sync is queued or running: the bookings
+  it noted for restoring would be lost with it (the reference product cannot cancel an initial sync either).
+- `retry(pair, actor)`: a failed initial sync starts again where it stopped.
 - `mark_broken(pair, why)`: the pair shows "broken" with `why`; logs, commits, then runs the hook
   `notify_admins_pair_broken(pair.id)`. A pair already broken is left as it is (the admins were told).
 - `check_rooms(venue_id)`: job. Lists the provider's rooms and marks broken the pairs whose room is gone (a
@@ -18,8 +21,8 @@ Public API:
 - `pairs_of(venue)` → [Pair] with their spaces (two queries whatever the number of pairs),
   `unpaired_spaces(venue)` → active spaces without a pair, `paired_room_emails(venue)` → set,
   `pair_by_space(venue)` → {space_id: Pair}, `any_active(pairs)`.
-- Hooks (jobs, each run after the commit through `jobs.enqueue_after_commit`): `enqueue_initial_sync(pair_id)`,
-  `remove_subscription(room_email)`, `notify_admins_pair_broken(pair_id)`.
+- Jobs, each queued after the commit through `jobs.enqueue_after_commit`: `start_initial_sync(pair_id)`,
+  `remove_subscription(room_email)` (a hook until live sync has subscriptions), `notify_admins_pair_broken(pair_id)`.
 
 Operations never touch `request` or `flash`.
 """
@@ -53,13 +56,11 @@ class RoomChoice:
 # ---------------------------------------------------------------------------------------------- hooks
 
 
-def enqueue_initial_sync(pair_id: int) -> None:
-    """HOOK — the initial sync of a new pair (issue 5, second part) starts here.
+def start_initial_sync(pair_id: int) -> None:
+    """Job: the initial sync of a new pair (`initial.run_initial_sync`), queued after the commit that made it."""
+    from .initial import run_initial_sync
 
-    Called once per new pair, after the commit that created it (`jobs.enqueue_after_commit`, so it runs in a
-    worker, or synchronously under `SYNC_JOBS`). For now it does nothing: the pair stays "queued" until the
-    initial sync job exists. The job must re-read the pair and stop if it is gone (unsynced meanwhile)."""
-    log.info("initial sync of pair %s: queued (the initial sync job is not built yet)", pair_id)
+    run_initial_sync(pair_id)
 
 
 def remove_subscription(room_email: str) -> None:
@@ -68,11 +69,17 @@ def remove_subscription(room_email: str) -> None:
 
 
 def notify_admins_pair_broken(pair_id: int) -> None:
-    """HOOK — emailing the venue's admins about a broken pair comes with the mailer. For now: a log line."""
+    """Job: email the venue's active admins that the pair broke (`notify.messages.pair_broken`). Nothing when
+    the pair is gone or no longer broken by the time it runs. The dedup key names this breakage (the pair
+    and the moment it broke, which `mark_broken` stamps once), so a job that runs again emails nobody
+    twice, while a later breakage of the same pair is news again."""
+    from ..notify import messages
+
     pair = db.session.get(Pair, pair_id)
-    if pair is not None:
-        log.warning("pair %s (%s) is broken: %s — admins would be emailed", pair.id, pair.room_email,
-                    pair.state_detail)
+    if pair is None or pair.state != "broken":
+        return
+    messages.pair_broken(pair, dedup_key=f"pair-broken:{pair.id}:{pair.updated_at.isoformat()}")
+    db.session.commit()
 
 
 # ---------------------------------------------------------------------------------------------- queries
@@ -139,6 +146,12 @@ def create_pair(venue: Venue, space: Space | None, room: RoomChoice | None, acto
         errors["room"] = f"{room.display_name or email} is already synced with {taken.space.name}."
     if errors:
         _refuse(errors)
+    # The freeze starts with this commit: take the booking locks of the space's closure first, so a booking
+    # being written now either commits before the pair (and is noted) or sees the pair and is refused.
+    from ..booking.locking import lock_spaces
+    from ..booking.operations import space_closure
+
+    lock_spaces(space_closure([space.id]))
     pair = Pair(venue_id=venue.id, space_id=space.id, room_email=email, room_id=room.id,
                 room_display_name=(room.display_name or email)[:200], state="queued",
                 state_detail="Waiting for a worker.", created_by_id=actor.id if actor is not None else None)
@@ -148,18 +161,47 @@ def create_pair(venue: Venue, space: Space | None, room: RoomChoice | None, acto
     except IntegrityError:
         # Another admin paired the same space or room between our checks and our insert.
         _refuse({"form": "That space or room was just synced by someone else. Reload the page and choose again."})
-    enqueue_after_commit(enqueue_initial_sync, pair.id)
+    from ..audit import record
+
+    record("pair.created", subject=f"pair:{pair.id}", venue_id=venue.id, actor_id=pair.created_by_id,
+           detail=f"{space.name} paired with {pair.room_display_name}; initial sync queued.")
+    enqueue_after_commit(start_initial_sync, pair.id)
     db.session.commit()
     log.info("pair %s created: space %s ↔ %s by user %s", pair.id, space.id, email, pair.created_by_id)
     return pair
 
 
 def unsync(pair: Pair, actor: User | None) -> None:
+    if pair.state in ACTIVE_STATES:
+        _refuse({"form": f"{pair.space.name}'s initial sync is still running. Unsync it once the sync has finished: "
+                         "stopping it halfway would lose the bookings it is about to restore."})
     room_email, pair_id = pair.room_email, pair.id
+    from ..audit import record
+
+    record("pair.removed", subject=f"pair:{pair_id}", venue_id=pair.venue_id,
+           actor_id=actor.id if actor is not None else None,
+           detail=f"{pair.space.name} is no longer synced with {pair.room_display_name or room_email}.")
     db.session.delete(pair)
     enqueue_after_commit(remove_subscription, room_email)
     db.session.commit()
     log.info("pair %s (%s) unsynced by user %s", pair_id, room_email, actor.id if actor is not None else None)
+
+
+def retry(pair: Pair, actor: User | None) -> None:
+    from .models import InitialSync
+
+    if pair.state != "failed":
+        _refuse({"form": "Only a failed initial sync can be retried."})
+    run = db.session.scalar(select(InitialSync).where(InitialSync.pair_id == pair.id))
+    if run is not None:
+        run.attempts, run.lease_until, run.error = 0, None, ""
+    pair.state, pair.state_detail = "queued", "Retrying: waiting for a worker."
+    from ..audit import record
+
+    record("pair.retried", subject=f"pair:{pair.id}", venue_id=pair.venue_id,
+           actor_id=actor.id if actor is not None else None, detail="Initial sync retried after a failure.")
+    enqueue_after_commit(start_initial_sync, pair.id)
+    db.session.commit()
 
 
 def mark_broken(pair: Pair, why: str) -> None:

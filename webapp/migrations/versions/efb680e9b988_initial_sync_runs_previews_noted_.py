@@ -46,7 +46,7 @@ def upgrade():
     sa.Column('room_change_key', sa.String(length=200), nullable=True),
     sa.Column('organizer_change_key', sa.String(length=200), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['booking_uid'], ['bookings.uid'], name=op.f('fk_sync_event_links_booking_uid_bookings'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['booking_uid'], ['bookings.uid'], name=op.f('fk_sync_event_links_booking_uid_bookings'), ondelete='CASCADE', initially='DEFERRED', deferrable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_event_links')),
     sa.UniqueConstraint('room_email', 'room_event_id', name='uq_event_link_room_event')
     )
