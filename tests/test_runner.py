@@ -117,18 +117,20 @@ def _wait_for_worker_processes(process, started: dict[int, str], count: int = 2)
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         started.update(_descendants(process.pid))
-        if len(_alive(pid for pid, cmd in started.items() if "worker.py" in cmd)) >= count:
+        if len(_alive(pid for pid, cmd in started.items() if "worker.py" in cmd and "--cron" not in cmd)) >= count:
             return
         time.sleep(0.2)
     pytest.fail(f"expected {count} worker processes: {started}")
 
 
 def _kinds(started: dict[int, str]) -> dict[str, list[int]]:
-    return {
+    kinds = {
         kind: [pid for pid, cmd in started.items() if marker in cmd]
-        for kind, marker in (("valkey", "valkey-server"), ("sandbox", "webapp.sandbox"), ("worker", "worker.py"),
+        for kind, marker in (("valkey", "valkey-server"), ("sandbox", "webapp.sandbox"), ("cron", "worker.py --cron"),
                              ("web", "gunicorn app:app"))
     }
+    kinds["worker"] = [pid for pid, cmd in started.items() if "worker.py" in cmd and "--cron" not in cmd]
+    return kinds
 
 
 def _assert_sandbox_serves_https(banner: str) -> None:
