@@ -440,3 +440,53 @@ def test_the_dry_run_reports_what_would_happen_and_changes_nothing(setup):
     assert db.session.scalar(select(func.count()).select_from(Booking)) == before_bookings
     assert [(e.id, e.start, e.end) for e in room_view()] == before_room
     assert db.session.scalar(select(func.count()).select_from(NotedBooking)) == 0
+
+
+def test_an_event_moved_or_deleted_in_outlook_during_the_sync_is_followed_at_the_catch_up(setup, monkeypatch):
+    a = setup["a"]
+    moving = meeting(PRIYA, "Moves", day(1, 10), day(1, 11))
+    leaving = meeting(TOM, "Leaves", day(2, 10), day(2, 11))
+    pair = pair_of(a)
+    original = initial.STEPS[5]
+
+    def restore_then_outlook_changes(ctx):
+        original(ctx)
+        graph_client().update_event(PRIYA, moving.id, EventDraft(start=day(1, 15, 5), end=day(1, 16)))
+        graph_client().delete_event(TOM, leaving.id)
+
+    monkeypatch.setitem(initial.STEPS, 5, restore_then_outlook_changes)
+    result = run(pair)
+
+    [booking] = bookings_of(a)
+    assert (booking.title, booking.start_utc, booking.end_utc) == ("Moves", day(1, 15), day(1, 16))
+    assert result.parity["agrees"] is True, result.parity
+    actions = [e.action for e in db.session.scalars(select(AuditEntry))]
+    assert "sync.moved_meanwhile" in actions and "sync.deleted_meanwhile" in actions
+
+
+def test_a_series_across_the_dst_change_keeps_its_wall_clock_time(setup):
+    """Europe/London moves to summer time on the last Sunday of March: a weekly 09:05 meeting on either side
+    of it comes in at 09:00 local, the UTC times shifting by an hour."""
+    from zoneinfo import ZoneInfo
+
+    a = setup["a"]
+    london = ZoneInfo(LONDON)
+    year = to_local(now_utc(), london).year + (1 if to_local(now_utc(), london).month > 3 else 0)
+    last_sunday = max(date(year, 3, d) for d in range(25, 32) if date(year, 3, d).weekday() == 6)
+    first = last_sunday - timedelta(days=13)  # a Monday two weeks before the change
+    setup["admin"].set_processing(ROOM, bookingWindowInDays=400)  # the next change may be up to a year away
+    start = localize(datetime.combine(first, time(9, 5)), london)
+    weekly = PatternedRecurrence(RecurrencePattern(type="weekly", interval=1, days_of_week=("monday",),
+                                                   first_day_of_week="monday"),
+                                 RecurrenceRange(type="numbered", start_date=first, number_of_occurrences=4,
+                                                 recurrence_time_zone=LONDON))
+    meeting(PRIYA, "Across DST", start, start + timedelta(minutes=45), recurrence=weekly)
+    pair = pair_of(a)
+
+    result = run(pair)
+
+    [booking] = [b_ for b_ in bookings_of(a) if b_.origin == "microsoft"]
+    starts = sorted(o.start_utc for o in db.session.scalars(select(Occurrence).where(Occurrence.booking_id == booking.id)))
+    assert [to_local(s, london).time() for s in starts] == [time(9, 0)] * 4
+    assert [s.hour for s in starts] == [9, 9, 8, 8]  # GMT, GMT, then BST (UTC+1)
+    assert result.parity["agrees"] is True, result.parity

@@ -951,26 +951,53 @@ def step_catch_up(ctx: _Run) -> None:
             link.room_event_id, link.room_change_key = key, head.change_key
             known.add(key)
     _commit(ctx)
+    linked = [(link.room_event_id, link.booking_uid) for link in links if link.room_event_id]
+    # Single events moved in Outlook meanwhile: their bookings go, and they are imported again below.
+    for key in _moved_meanwhile(ctx, grouped):
+        uid = db.session.scalar(select(SyncReportItem.booking_uid).where(
+            SyncReportItem.run_id == ctx.run.id, SyncReportItem.kind == "imported", SyncReportItem.key == key))
+        db.session.execute(delete(Booking).where(Booking.uid == uid))
+        db.session.execute(delete(SyncReportItem).where(SyncReportItem.run_id == ctx.run.id,
+                                                        SyncReportItem.key == key))
+        _audit(ctx, "sync.moved_meanwhile", "An imported event was moved in Outlook during the sync; it is imported "
+                                            "again at its new time.")
+        known.discard(key)
+    _commit(ctx)
     # Events that arrived while the space was frozen.
     done = _processed_keys(ctx)
     fresh = [k for k in grouped if k not in known and k not in done]
     if fresh:
         import_items(ctx, grouped, fresh, _decision_context(ctx))
     # Events deleted in Outlook meanwhile: their imported bookings go.
-    gone = [link for link in links if link.room_event_id and link.room_event_id not in grouped
-            and _imported_here(ctx, link)]
-    for link in gone:
+    gone = [uid for event_id, uid in linked if event_id not in grouped and _imported_here(ctx, uid)]
+    for uid in gone:
         _audit(ctx, "sync.deleted_meanwhile", f"An imported event was deleted in Outlook during the sync; its "
-                                              f"booking {link.booking_uid} was removed.")
-        db.session.execute(delete(Booking).where(Booking.uid == link.booking_uid))
+                                              f"booking {uid} was removed.")
+        db.session.execute(delete(Booking).where(Booking.uid == uid))
     _write_back(ctx)
     _next_step(ctx)
 
 
-def _imported_here(ctx: _Run, link: EventLink) -> bool:
+def _moved_meanwhile(ctx: _Run, grouped: dict[str, list]) -> list[str]:
+    """Keys of single events imported by this run whose time in the room no longer gives their booking's."""
+    from .adjust import adjust_to_grid
+
+    imported = dict(db.session.execute(select(SyncReportItem.key, SyncReportItem.booking_uid).where(
+        SyncReportItem.run_id == ctx.run.id, SyncReportItem.kind == "imported")).all())
+    singles = {key: grouped[key][0] for key in imported if key in grouped and grouped[key][0].type == "singleInstance"}
+    if not singles:
+        return []
+    times = {uid: (start, end) for uid, start, end in db.session.execute(
+        select(Booking.uid, Booking.start_utc, Booking.end_utc).where(Booking.uid.in_([imported[k] for k in singles])))}
+    step = ctx.venue.granularity_minutes
+    return [key for key, event in singles.items() if imported[key] in times
+            and times[imported[key]] != adjust_to_grid(event.start, event.end, ctx.tz, step)]
+
+
+def _imported_here(ctx: _Run, booking_uid: str) -> bool:
     return db.session.scalar(select(func.count()).select_from(SyncReportItem).where(
         SyncReportItem.run_id == ctx.run.id, SyncReportItem.kind == "imported",
-        SyncReportItem.booking_uid == link.booking_uid)) > 0
+        SyncReportItem.booking_uid == booking_uid)) > 0
 
 
 # ---------------------------------------------------------------------------------------------- step 7
