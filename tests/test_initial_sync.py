@@ -490,3 +490,25 @@ def test_a_series_across_the_dst_change_keeps_its_wall_clock_time(setup):
     assert [to_local(s, london).time() for s in starts] == [time(9, 0)] * 4
     assert [s.hour for s in starts] == [9, 9, 8, 8]  # GMT, GMT, then BST (UTC+1)
     assert result.parity["agrees"] is True, result.parity
+
+
+def test_a_restored_series_keeps_the_occurrences_that_clash_with_nothing(setup):
+    venue, a = setup["venue"], setup["a"]
+    weekly = book(venue, a, day(1, 16), day(1, 17), setup["tom"], "Weekly retro", rrule="FREQ=WEEKLY;COUNT=4")
+    meeting(PRIYA, "Takes the second retro slot", day(8, 16), day(8, 17))
+    del weekly
+    pair = pair_of(a)
+
+    result = run(pair)
+
+    [restored] = report(result, "restored")
+    assert "1 of its 4 occurrences clash" in restored.reason
+    booking = db.session.scalar(select(Booking).where(Booking.uid == restored.booking_uid))
+    starts = sorted(o.start_utc for o in db.session.scalars(select(Occurrence).where(Occurrence.booking_id == booking.id)))
+    assert starts == [day(1, 16), day(15, 16), day(22, 16)]
+    # In Outlook too: Tom's series without the clashing occurrence, and the room accepted it.
+    toms = [e for e in graph_client().calendar_view(TOM, day(0, 0), day(30, 0)) if e.subject == "Weekly retro"]
+    assert sorted(e.start for e in toms) == starts
+    assert {a_.email.lower(): a_.response for a_ in graph_client().get_event(TOM, toms[0].series_master_id).attendees}[
+        ROOM] == "accepted"
+    assert result.parity["agrees"] is True, result.parity

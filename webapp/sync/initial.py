@@ -441,8 +441,9 @@ def step_clear_space(ctx: _Run) -> None:
                                                 Occurrence.booking_id.in_(only_here or [-1])))
     db.session.expire_all()
     _audit(ctx, "sync.space_cleared",
-           f"Deleted {len(only_here)} bookings of {ctx.space.name} and removed it from {len(shared)} bookings "
-           "of several spaces, without notifications.")
+           f"Deleted {len(only_here)} bookings of {ctx.space.name}"
+           + (f" and removed it from {len(shared)} bookings of several spaces" if shared else "")
+           + ", without notifications.")
     _next_step(ctx, deleted=len(only_here) + len(shared))
 
 
@@ -681,18 +682,19 @@ def _write_back(ctx: _Run) -> None:
             if result.error is not None:
                 line.reason = "The event was deleted in Outlook meanwhile."
             elif line.series:
-                _reapply_exceptions(ctx, line)
+                _apply_exceptions(ctx, line.booking_uid, line.pending["mailbox"], line.pending["event_id"])
             line.pending = None
         _commit(ctx)
 
 
-def _reapply_exceptions(ctx: _Run, line: SyncReportItem) -> None:
-    """Outlook drops a series' exceptions when its time or its pattern changes (as Outlook itself warns):
-    cancel and move those occurrences again, as the imported booking has them."""
-    booking = db.session.scalar(select(Booking).where(Booking.uid == line.booking_uid))
+def _apply_exceptions(ctx: _Run, booking_uid: str, mailbox: str, event_id: str) -> None:
+    """Make the Outlook series `event_id` cancel and move the occurrences its booking cancels and moves.
+    Needed after a write-back (Outlook drops a series' exceptions when its time or pattern changes, as Outlook
+    itself warns) and after creating a restored series (an event is created without exceptions)."""
+    booking = db.session.scalar(select(Booking).where(Booking.uid == booking_uid))
     if booking is None or not booking.exceptions:
         return
-    plan = line.pending
+    plan = {"mailbox": mailbox, "event_id": event_id}
     wanted = {e.original_start_utc: e for e in booking.exceptions}
     first = min(wanted)
     instances = ctx.graph.iter_instances(plan["mailbox"], plan["event_id"], first - timedelta(days=1),
@@ -807,11 +809,13 @@ def _check_directory(ctx: _Run, emails: set[str]) -> None:
 def _not_restored(ctx: _Run, noted: NotedBooking, reason: str) -> None:
     noted.state, noted.reason = "not_restored", reason
     snap = noted.snapshot
+    start, end = datetime.fromisoformat(snap["start"]), datetime.fromisoformat(snap["end"])
     _report(ctx, "not_restored", str(noted.id), None, title="" if snap.get("private") else (snap.get("title") or ""),
             private=bool(snap.get("private")), organizer_email=noted.holder_email,
-            start_utc=noted.first_start_utc, series=bool(snap.get("rrule")), reason=reason)
-    _audit(ctx, "sync.not_restored", f"Booking {noted.source_uid} of {noted.holder_email or 'the venue'} "
-                                     f"was not restored: {reason}")
+            start_utc=start, end_utc=end, series=bool(snap.get("rrule")), reason=reason)
+    _audit(ctx, "sync.not_restored", f"The {'series' if snap.get('rrule') else 'booking'} of "
+                                     f"{noted.holder_email or 'the venue'} at {_when(ctx, start, end)} was not "
+                                     f"restored: {reason}")
 
 
 def _restore_one(ctx: _Run, noted: NotedBooking) -> None:
@@ -824,9 +828,10 @@ def _restore_one(ctx: _Run, noted: NotedBooking) -> None:
     uid = noted.restored_uid or _uid(ctx.run.id, f"restore:{noted_id}")
     data, exceptions = _restore_input(ctx, noted)
     line = dict(title="" if snap.get("private") else (snap.get("title") or ""), private=bool(snap.get("private")),
-                organizer_email=noted.holder_email, booking_uid=uid, start_utc=noted.first_start_utc,
+                organizer_email=noted.holder_email, booking_uid=uid, start_utc=data.start, end_utc=data.end,
                 series=bool(snap.get("rrule")))
-    detail = f"Restored booking {noted.source_uid} of {noted.holder_email or 'the venue'}."
+    detail = (f"Restored the {'series' if data.rrule else 'booking'} of {noted.holder_email or 'the venue'} "
+              f"at {_when(ctx, data.start, data.end)}.")
     db.session.commit()
 
     def rows(booking: Booking) -> None:
@@ -835,9 +840,24 @@ def _restore_one(ctx: _Run, noted: NotedBooking) -> None:
         _report(ctx, "restored", str(noted_id), None, **line)
         _audit(ctx, "sync.restored", detail)
 
+    actor = _restoring_actor(ctx, data)
     try:
-        create_booking(ctx.venue, data, actor=_restoring_actor(ctx, data), origin="roomsync", bypass_rules=True,
-                       uid=uid, exceptions=tuple(exceptions), ignore_sync_freeze=True, also_write=rows)
+        try:
+            create_booking(ctx.venue, data, actor=actor, origin="roomsync", bypass_rules=True, uid=uid,
+                           exceptions=tuple(exceptions), ignore_sync_freeze=True, also_write=rows)
+        except ConflictError as error:
+            # Best effort, done better: a series keeps its occurrences that clash with nothing; the clashing
+            # ones are left out (cancelled), and the report says how many.
+            left_out = _clashing_originals(ctx, data, exceptions, error)
+            live = [o for o in _expand_input(ctx, data, exceptions) if not o.cancelled]
+            if not data.rrule or not left_out or len(left_out) >= len(live):
+                raise
+            exceptions = [e for e in exceptions if e.original_start not in left_out] + [
+                ExceptionInput(original_start=original, cancelled=True) for original in sorted(left_out)]
+            line["reason"] = (f"{len(left_out)} of its {len(live)} occurrences clash with events imported from "
+                              "Outlook and were left out.")
+            create_booking(ctx.venue, data, actor=actor, origin="roomsync", bypass_rules=True, uid=uid,
+                           exceptions=tuple(exceptions), ignore_sync_freeze=True, also_write=rows)
     except ConflictError as error:
         first = error.conflicts[0] if error.conflicts else None
         _not_restored(ctx, db.session.get(NotedBooking, noted_id),
@@ -847,6 +867,18 @@ def _restore_one(ctx: _Run, noted: NotedBooking) -> None:
     except BookingError as error:
         _not_restored(ctx, db.session.get(NotedBooking, noted_id), f"Roomsync refused it: {error}")
         db.session.commit()
+
+
+def _expand_input(ctx: _Run, data: BookingInput, exceptions) -> list:
+    from ..booking.operations import expand
+
+    return expand(ctx.tz, data.start, data.end, data.rrule, [_AsException(e) for e in exceptions])
+
+
+def _clashing_originals(ctx: _Run, data: BookingInput, exceptions, error: ConflictError) -> set:
+    """The original starts of the occurrences the conflicts name (they name the requested start)."""
+    clashing = {c.requested_start_utc for c in error.conflicts}
+    return {o.original_start for o in _expand_input(ctx, data, exceptions) if not o.cancelled and o.start in clashing}
 
 
 def _restoring_actor(ctx: _Run, data: BookingInput) -> User | None:
@@ -893,6 +925,8 @@ def _create_in_outlook(ctx: _Run, chunk: list[NotedBooking]) -> None:
             _undo_restore(ctx, noted, f"Outlook refused to create it on {organizer}'s calendar: {result.error}")
             continue
         event = result.value
+        if noted.snapshot.get("rrule"):
+            _apply_exceptions(ctx, noted.restored_uid, organizer, event.id)
         noted.outlook_event_id = event.id
         db.session.add(EventLink(booking_uid=noted.restored_uid, kind="two_way", room_email=ctx.room,
                                  room_event_id=None, organizer_email=organizer, organizer_event_id=event.id,

@@ -185,6 +185,8 @@ def retry(pair_id: int):
 
 
 REPORT_ROWS_SHOWN = 200  # per kind; the CSV has every row
+AUDIT_ROWS_WHILE_RUNNING = 20
+AUDIT_ROWS_SHOWN = 200
 
 
 def _run_context(pair: Pair) -> dict:
@@ -199,8 +201,10 @@ def _run_context(pair: Pair) -> dict:
         context["sections"] = [(kind, count, report.items(run, kind, limit=REPORT_ROWS_SHOWN))
                                for kind, count in counts.items() if count]
         context["parity"] = report.parity_of(run)
-    audit = report.audit_for(pair, limit=20 if active else 200)
-    context.update(audit=audit, actors=report.actor_names(audit))
+    limit = AUDIT_ROWS_WHILE_RUNNING if active else AUDIT_ROWS_SHOWN
+    audit = report.audit_for(pair, limit=limit)
+    # Only a running sync's log is cut short on purpose (it is re-read every 2 s); say so only when it was.
+    context.update(audit=audit, actors=report.actor_names(audit), audit_truncated=active and len(audit) >= limit)
     return context
 
 
