@@ -1141,10 +1141,11 @@ def run_preview(preview_id: int) -> None:
 
             times = [(o.start, o.end) for o in expand(venue.tz, data.start, data.end, data.rrule,
                                                       [_AsException(e) for e in exceptions]) if not o.cancelled]
-            if any(s < be and bs < e for s, e in times for bs, be, kind in busy):
+            clashing = [(s, e) for s, e in times if any(s < be and bs < e for bs, be, _ in busy)]
+            if clashing and (not data.rrule or len(clashing) == len(times)):
                 result["not_restored"].append({**base, "reason": "It conflicts with an event imported from Outlook."})
                 continue
-            busy.extend((s, e, "restored") for s, e in times)
+            busy.extend((s, e, "restored") for s, e in times if (s, e) not in clashing)
             result["restorable"] += 1
         db.session.rollback()  # nothing the preview touched may stay (the noted rows were never added)
         preview = db.session.get(SyncPreview, preview_id)
