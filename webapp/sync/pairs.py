@@ -3,6 +3,7 @@
 Public API:
 - `RoomChoice(id, email, display_name)`: a provider room as the pairing form offers it.
 - `integration_ready(venue)` → bool: the integration is saved, enabled and validated for the venue.
+- `pair_refusals(venue, space, room)` → {key: message}, what pairing would be refused for ({} when it could).
 - `create_pair(venue, space, room, actor)` → Pair, state "queued". Refused with `ValidationError` (keys:
   `form`, `space`, `room`) while the integration is not ready, for a space of another venue or an inactive
   one, and when the space or the room is already paired (one pair per space and one per room; the unique
@@ -124,10 +125,12 @@ def _refuse(errors: dict[str, str]) -> None:
     raise ValidationError(errors)
 
 
-def create_pair(venue: Venue, space: Space | None, room: RoomChoice | None, actor: User | None) -> Pair:
+def pair_refusals(venue: Venue, space: Space | None, room: RoomChoice | None) -> dict[str, str]:
+    """What pairing `space` with `room` would be refused for (keys `form`, `space`, `room`); {} when it
+    could be made. Reads only: `create_pair` and the dry run ask the same questions."""
     if not integration_ready(venue):
-        _refuse({"form": "Connect Microsoft 365 first: save the integration settings (every check must pass), "
-                         "then pair spaces with rooms."})
+        return {"form": "Connect Microsoft 365 first: save the integration settings (every check must pass), "
+                        "then pair spaces with rooms."}
     errors = {}
     if space is None or space.venue_id != venue.id:
         errors["space"] = "Choose a space of this venue."
@@ -137,15 +140,21 @@ def create_pair(venue: Venue, space: Space | None, room: RoomChoice | None, acto
     if room is None or not email:
         errors["room"] = "Choose a Microsoft 365 room."
     if errors:
-        _refuse(errors)
+        return errors
     existing = db.session.scalar(select(Pair).where(Pair.space_id == space.id))
     if existing is not None:
         errors["space"] = f"{space.name} is already synced with {existing.room_display_name or existing.room_email}."
     taken = db.session.scalar(select(Pair).options(joinedload(Pair.space)).where(Pair.room_email == email))
     if taken is not None:
         errors["room"] = f"{room.display_name or email} is already synced with {taken.space.name}."
+    return errors
+
+
+def create_pair(venue: Venue, space: Space | None, room: RoomChoice | None, actor: User | None) -> Pair:
+    errors = pair_refusals(venue, space, room)
     if errors:
         _refuse(errors)
+    email = normalise_email(room.email)
     # The freeze starts with this commit: take the booking locks of the space's closure first, so a booking
     # being written now either commits before the pair (and is noted) or sees the pair and is refused.
     from ..booking.locking import lock_spaces

@@ -230,30 +230,10 @@ def actor_names(audit: list[AuditEntry]) -> dict[int, str]:
 
 
 def preview_refusals(venue: Venue, space: Space | None, room) -> dict[str, str]:
-    """What `pairs.create_pair` would refuse, with its messages (keys `form`, `space`, `room`); {} when the
-    pair could be made. Reads only."""
-    from .pairs import integration_ready
+    """What `pairs.create_pair` would refuse, with its messages; {} when the pair could be made."""
+    from .pairs import pair_refusals
 
-    if not integration_ready(venue):
-        return {"form": "Connect Microsoft 365 first: save the integration settings (every check must pass), "
-                        "then pair spaces with rooms."}
-    errors = {}
-    if space is None or space.venue_id != venue.id:
-        errors["space"] = "Choose a space of this venue."
-    elif not space.active:
-        errors["space"] = f"{space.name} is inactive: activate it before syncing it."
-    email = normalise_email(room.email) if room is not None else ""
-    if room is None or not email:
-        errors["room"] = "Choose a Microsoft 365 room."
-    if errors:
-        return errors
-    existing = db.session.scalar(select(Pair).where(Pair.space_id == space.id))
-    if existing is not None:
-        errors["space"] = f"{space.name} is already synced with {existing.room_display_name or existing.room_email}."
-    taken = db.session.scalar(select(Pair).where(Pair.room_email == email))
-    if taken is not None:
-        errors["room"] = f"{room.display_name or email} is already synced with {taken.space.name}."
-    return errors
+    return pair_refusals(venue, space, room)
 
 
 def start_preview(venue: Venue, space: Space | None, room, actor: User | None) -> SyncPreview:
