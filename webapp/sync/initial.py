@@ -140,7 +140,7 @@ def _claim(pair_id: int, owner: str, lease: timedelta) -> InitialSync | None:
         update(InitialSync)
         .where(InitialSync.pair_id == pair_id,
                or_(InitialSync.lease_until.is_(None), InitialSync.lease_until < now, InitialSync.lease_owner == owner))
-        .values(lease_owner=owner, lease_until=now + lease, attempts=InitialSync.attempts + 1)
+        .values(lease_owner=owner, lease_until=now + lease)
         .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     if not claimed:
@@ -223,6 +223,8 @@ def _record_failure(pair_id: int, owner: str, error: Exception) -> None:
     if run is None or pair is None or run.lease_owner != owner:
         return
     why = _describe(error)
+    # Failures count, not claims: a worker killed mid-run (a deploy, the OOM killer) is no reason to give up.
+    run.attempts += 1
     run.error = why
     run.lease_until = now_utc()  # let the sweeper retry at once
     if run.attempts >= MAX_ATTEMPTS:
@@ -715,37 +717,58 @@ def _apply_exceptions(ctx: _Run, booking_uid: str, mailbox: str, event_id: str) 
 
 
 def _refuse(ctx: _Run, item: RoomItem, reason: str, start, end, *, key: str | None = None) -> None:
-    """Decline as the room, tell the organizer, report — idempotent (a second decline finds nothing)."""
+    """Decline as the room, tell the organizer, report. Recorded first, with the decline owed in the line's
+    `pending`, then declined: the room's copy is gone once declined, so a worker killed between the two must
+    leave the decline owed (`_send_owed_refusals` sends it on the next pass), not a refusal nobody recorded."""
     key = key or item.key
     db.session.rollback()
-    try:
-        ctx.graph.decline_event(ctx.room, key if key != item.key or not item.is_series else item.room_event.id,
-                                comment=f"Declined by Roomsync: {reason}", send_response=True)
-    except NotFound:
-        pass
-    _report(ctx, "refused", key, item, start_utc=start, end_utc=end, reason=reason)
+    event_id = key if key != item.key or not item.is_series else item.room_event.id
+    line = _report(ctx, "refused", key, item, start_utc=start, end_utc=end, reason=reason,
+                   pending={"decline": event_id})
     _audit(ctx, "sync.refused", f"Declined an event of {item.organizer_name or 'an organizer'} at "
                                 f"{_when(ctx, start, end)}: {reason}")
     _email_organizer(ctx, item, "refused", reason, start, end, key)
     db.session.commit()
+    _send_owed_refusal(ctx, line)
 
 
 def _remove_in_outlook(ctx: _Run, item: RoomItem, decision: Decision) -> None:
     organizer = item.organizer_copy
-    try:
-        if organizer is not None:
-            ctx.graph.cancel_event(item.organizer_email, organizer.id, comment=f"Cancelled by Roomsync: {decision.reason}")
-        else:
-            ctx.graph.decline_event(ctx.room, item.room_event.id, comment=f"Declined by Roomsync: {decision.reason}")
-    except NotFound:
-        pass
+    owed = ({"cancel": organizer.id, "mailbox": item.organizer_email} if organizer is not None
+            else {"decline": item.room_event.id})
     first = item.first
-    _report(ctx, "removed", item.key, item, start_utc=first.start, end_utc=first.end, reason=decision.reason)
+    line = _report(ctx, "removed", item.key, item, start_utc=first.start, end_utc=first.end, reason=decision.reason,
+                   pending=owed)
     _audit(ctx, "sync.removed", f"Removed an event of {item.organizer_name or 'an organizer'} booking "
                                 f"{len(decision.paired_rooms)} synced rooms.")
     _email_organizer(ctx, item, "removed", decision.reason, first.start, first.end, item.key,
                      rooms=decision.paired_rooms)
     db.session.commit()
+    _send_owed_refusal(ctx, line)
+
+
+def _send_owed_refusal(ctx: _Run, line: SyncReportItem) -> None:
+    """Send the decline (as the room) or cancellation (as the organizer) a refused or removed line owes, then
+    mark it sent. Idempotent: an event already declined or cancelled answers NotFound."""
+    owed = line.pending or {}
+    try:
+        if owed.get("cancel"):
+            ctx.graph.cancel_event(owed["mailbox"], owed["cancel"], comment=f"Cancelled by Roomsync: {line.reason}")
+        elif owed.get("decline"):
+            ctx.graph.decline_event(ctx.room, owed["decline"], comment=f"Declined by Roomsync: {line.reason}",
+                                    send_response=True)
+    except NotFound:
+        pass
+    line.pending = None
+    db.session.commit()
+
+
+def _send_owed_refusals(ctx: _Run) -> None:
+    """The declines and cancellations a killed pass recorded but may not have sent."""
+    for line in list(db.session.scalars(select(SyncReportItem).where(
+            SyncReportItem.run_id == ctx.run.id, SyncReportItem.kind.in_(("refused", "removed"))))):
+        if line.pending:  # JSON null and SQL NULL both mean nothing owed
+            _send_owed_refusal(ctx, line)
 
 
 def _email_organizer(ctx: _Run, item: RoomItem, what: str, reason: str, start, end, key: str, rooms=()) -> None:
@@ -766,6 +789,7 @@ def _email_organizer(ctx: _Run, item: RoomItem, what: str, reason: str, start, e
 
 
 def step_import(ctx: _Run) -> None:
+    _send_owed_refusals(ctx)
     grouped = _group(_list_room(ctx))
     done = _processed_keys(ctx)
     keys = [k for k in grouped if k not in done]
@@ -964,6 +988,7 @@ def step_restore(ctx: _Run) -> None:
 
 
 def step_catch_up(ctx: _Run) -> None:
+    _send_owed_refusals(ctx)
     grouped = _group(_list_room(ctx))
     links = list(db.session.scalars(select(EventLink).where(EventLink.room_email == ctx.room,
                                                             EventLink.kind == "two_way")))
