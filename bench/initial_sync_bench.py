@@ -11,19 +11,22 @@ sandbox started in this process over HTTPS on a free port (`serve.make_sandbox_s
    back), one in thirty private. The paired space holds `--restores` upcoming Roomsync bookings (default 500;
    some weekly series, some internal, some private; holders are directory users), placed in the evenings so
    none collides with an event, plus past bookings that step 3 deletes. Every Graph call costs `--latency-ms`
-   (default 50 ms, see "Latency" below). The job runs once in this process (SQLite by default, `--db` for
-   PostgreSQL). Reported: total time, time/CPU/Graph requests per step (the job's `STEPS` wrapped), Graph
-   requests by kind, requests per imported event, the run's counts and its parity audit.
+   (default 50 ms, see "Latency" below). The job runs once in this process (on a fresh SQLite file by
+   default; `--db postgresql` or `--db <URL>` for PostgreSQL). Reported: total time; time, CPU, Graph
+   requests and SQL statements per step (the job's `STEPS` wrapped); Graph requests by kind; requests per
+   imported event; the run's counts and its parity audit; with `--profile`, where the job's time goes.
    Targets: under 60 s, under 0.3 Graph requests per event.
 2. `--pairs` pairs at once (default 20): as many more sandbox rooms, each with `--pair-events` events (a
    quarter series occurrences) and `--pair-restores` bookings to restore, all sharing the same 20 organizers
    (so organizer mailboxes are hit concurrently), the sandbox throttling at Outlook's limits (4 concurrent
    requests and 10,000 per 10 minutes per app and mailbox). The pairs are made with `sync.pairs.create_pair`,
-   which queues one RQ job each; then `--workers` N `worker.py --burst` processes (N = 2 and 4 by default, one
-   fresh set of rooms per N) run them, sharing the Redis (queue and mailbox limiter) and the database.
-   Reported per N: total time (from starting the workers until every one exited), each pair's run time, Graph
-   requests, the 429s the sandbox answered (all of which the client must absorb), and whether any pair failed
-   or shows a throttling error to the admin (`InitialSync.error`, `Pair.state_detail`). Targets: no failed
+   which queues one RQ job each; then `--workers` N `worker.py` processes (N = 2 and 4 by default, a fresh
+   set of rooms per N) and the cron process (`worker.py --cron`: its sweep re-queues an interrupted run every
+   `--sweep-seconds`) run them, sharing the Redis (queue and mailbox limiter) and the database, until every
+   pair is done or failed. Reported per N: total time, each pair's run time, Graph requests, the 429s the
+   sandbox answered (the client must absorb them all), the job executions that failed (from the worker
+   logs) and the interruptions the pair list showed meanwhile, and whether any pair failed or shows a
+   throttling error to the admin (`InitialSync.error`, `Pair.state_detail`, polled). Targets: no failed
    pair, nothing about throttling shown, every parity audit agrees.
 
 Counting: a WSGI middleware around the sandbox app sees every request. One that came over the socket is an
@@ -37,7 +40,8 @@ add none. `outlook` adds a quarter of it per sub-request (Graph hands a batch to
 at a time, graph-facts §5.1); `serial` is the sandbox's fault as it is, every sub-request paying the whole
 latency one after another (the slowest reading).
 
-Prints Markdown tables and writes them to `bench/results/initial-sync-<db>-<timestamp>.md`. `--profile`
+Prints Markdown tables and writes them to `bench/results/initial-sync-<db>-<timestamp>.md` (the worker and
+cron logs of part 2 beside it, in `initial-sync-<timestamp>-logs/`). `--profile`
 also profiles the single-room job (its thread only, not the sandbox's) with cProfile: the top functions go
 to stderr and the .prof file beside the result. Exit status: 0; with `--check`, 1 when a target is missed;
 2 when the benchmark could not run (the sandbox refused its data, a worker could not start).
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import logging
 import os
 import platform
 import random
@@ -69,7 +74,7 @@ sys.path.insert(0, str(REPO))
 
 from flask import has_request_context, request  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
 from bench.report import profile_report  # noqa: E402
 from bench.run import ensure_postgresql_database, reset_schema  # noqa: E402
@@ -92,11 +97,14 @@ TARGET_SECONDS = 60.0
 TARGET_CALLS_PER_EVENT = 0.3
 SPAN_DAYS = 170  # events and bookings from tomorrow on; the rooms accept up to 180 days ahead
 EVENT_HOURS = (7, 19)  # local hours of the imported events …
-RESTORE_HOURS = (19, 22)  # … and of the bookings to restore: never the same slot
+RESTORE_HOURS = (19, 23)  # … and of the bookings to restore: never the same slot
 ORGANIZERS = 20
 FULL = {"events": 2000, "restores": 500, "pairs": 20, "pair_events": 100, "pair_restores": 25, "workers": "2,4"}
-QUICK = {"events": 30, "restores": 10, "pairs": 3, "pair_events": 12, "pair_restores": 4, "workers": "2"}
-THROTTLING = re.compile(r"throttl|429|TooManyRequests|MailboxConcurrency|RequestBudget", re.IGNORECASE)
+QUICK = {"events": 30, "restores": 10, "pairs": 3, "pair_events": 20, "pair_restores": 4, "workers": "2"}
+# What a throttling error shows (the client's Throttled, Graph's and the limiter's messages); not a bare "429",
+# which timestamps and SQL parameters in other errors contain.
+THROTTLING = re.compile(r"throttl|TooManyRequests|too many requests|MailboxConcurrency|RequestBudget|"
+                        r"over its \w+ limit|requests to this mailbox are already in flight", re.IGNORECASE)
 TOPICS = ("Planning", "Stand-up", "Review", "Interview", "Workshop", "1:1", "Retro", "Demo")
 
 
@@ -112,6 +120,8 @@ def request_kind(method: str, path: str) -> str:
     if path.endswith("/$batch"):
         return "POST $batch"
     parts = [p for p in path.split("/") if p][1:]  # without "v1.0"
+    if len(parts) == 2 and parts[0] == "users":
+        return f"{method} user"
     if len(parts) >= 3 and parts[0] == "users":
         tail = parts[2:]
         if tail[0] == "events":
@@ -119,7 +129,7 @@ def request_kind(method: str, path: str) -> str:
         else:
             what = tail[0]
         return f"{method} {what}"
-    return f"{method} {parts[0] if parts else path}" + (" (one)" if len(parts) == 2 else "")
+    return f"{method} {parts[0] if parts else path}"
 
 
 class Traffic:
@@ -230,19 +240,33 @@ class EventPlan:
 
 
 def _place(rng, occupancy: Occupancy, today: date, hours: tuple[int, int], minutes: int, weeks: int,
-           last_day: int) -> tuple[date, int]:
+           last_day: int, align: int = 1) -> tuple[date, int]:
+    """A random free (day, first slot) for `weeks` weekly instances of `minutes`, starting on a multiple of
+    `align` slots; taken in `occupancy`."""
     count = minutes // 15
     low, high = hours[0] * 4, hours[1] * 4 - count
-    for _ in range(2000):
-        day = today + timedelta(days=rng.randint(1, last_day - 7 * (weeks - 1)))
-        first = rng.randint(low, high)
-        days = [day + timedelta(weeks=w) for w in range(weeks)]
-        if all(occupancy.free(d, first, count) for d in days):
-            for d in days:
-                occupancy.take(d, first, count)
-            return day, first
-    raise BenchError(f"no free {minutes}-minute slot left between {hours[0]}:00 and {hours[1]}:00 "
-                     f"(too many items for {last_day} days)")
+    days = range(1, last_day - 7 * (weeks - 1) + 1)
+    starts = range(low, high + 1, align)
+
+    def fits(offset: int, first: int) -> bool:
+        return all(occupancy.free(today + timedelta(days=offset, weeks=w), first, count) for w in range(weeks))
+
+    choice = None
+    for _ in range(200):
+        offset, first = rng.choice(days), rng.choice(starts)
+        if fits(offset, first):
+            choice = (offset, first)
+            break
+    if choice is None:  # crowded: look at every candidate
+        candidates = [(offset, first) for offset in days for first in starts if fits(offset, first)]
+        if not candidates:
+            raise BenchError(f"no free {minutes}-minute slot left between {hours[0]}:00 and {hours[1]}:00 "
+                             f"(too many items for {last_day} days)")
+        choice = rng.choice(candidates)
+    offset, first = choice
+    for w in range(weeks):
+        occupancy.take(today + timedelta(days=offset, weeks=w), first, count)
+    return today + timedelta(days=offset), first
 
 
 def series_shape(events: int) -> tuple[int, int]:
@@ -256,12 +280,12 @@ def plan_events(rng, occupancy: Occupancy, today: date, events: int, organizers:
     series, occurrences = series_shape(events)
     plans = []
     for index in range(series):
-        minutes = rng.choice((30, 60, 60, 90))
+        minutes = rng.choice((30, 60))
         day, first = _place(rng, occupancy, today, EVENT_HOURS, minutes, occurrences, SPAN_DAYS)
         plans.append(EventPlan(organizers[index % len(organizers)], day, first, minutes // 15, occurrences,
                                off_grid=5 if index % 10 == 3 else 0, private=index % 30 == 7))
     for index in range(events - series * occurrences):
-        minutes = rng.choice((15, 30, 30, 45, 60, 60, 90))
+        minutes = rng.choice((15, 30, 30, 45, 60))
         day, first = _place(rng, occupancy, today, EVENT_HOURS, minutes, 1, SPAN_DAYS)
         plans.append(EventPlan(organizers[(index * 7 + 3) % len(organizers)], day, first, minutes // 15,
                                off_grid=rng.choice((5, 7)) if index % 10 == 0 else 0, private=index % 30 == 11,
@@ -303,8 +327,8 @@ def plan_restores(rng, occupancy: Occupancy, today: date, count: int, holders: l
     plans = []
     for index in range(count):
         weeks = 4 if index % 25 == 7 else 1
-        minutes = rng.choice((30, 45, 60, 60))
-        day, first = _place(rng, occupancy, today, RESTORE_HOURS, minutes, weeks, SPAN_DAYS - 5)
+        minutes = rng.choice((30, 30, 45, 60))
+        day, first = _place(rng, occupancy, today, RESTORE_HOURS, minutes, weeks, SPAN_DAYS - 5, align=2)
         plans.append(RestorePlan(None if index % 50 == 11 else holders[index % len(holders)], day, first,
                                  minutes // 15, weeks, private=index % 20 == 3))
     return plans
@@ -359,15 +383,13 @@ def seed_room(sandbox, room: dict, plans: list[EventPlan], today: date) -> None:
 
 
 def database_url(choice: str | None, folder: Path) -> str:
-    """--db sqlite (a fresh file), --db postgresql (DATABASE_URL if it is PostgreSQL, else our own database),
-    or --db <URL>; without --db: DATABASE_URL if set, else SQLite."""
+    """SQLite (a fresh file) unless --db says postgresql (DATABASE_URL if it is a PostgreSQL URL, else our own
+    database) or gives a URL. DATABASE_URL alone is not enough: the schema of the database used is dropped."""
     env = os.environ.get("DATABASE_URL")
     if choice == "postgresql":
         return env if env and env.startswith(("postgres://", "postgresql")) else DEFAULT_POSTGRESQL_URL
     if choice and "://" in choice:
         return choice
-    if choice is None and env:
-        return env
     return f"sqlite:///{folder / 'initial-sync-bench.sqlite3'}"
 
 
@@ -447,6 +469,33 @@ class StepTime:
     cpu: float = 0.0
     calls: int = 0
     inner: int = 0
+    statements: int = 0
+    commits: int = 0
+
+
+class SqlCounter:
+    """SQL statements and commits sent by the job's engine (listeners on it while the job runs)."""
+
+    def __init__(self):
+        self.statements = self.commits = 0
+
+    def statement(self, *_args) -> None:
+        self.statements += 1
+
+    def commit(self, *_args) -> None:
+        self.commits += 1
+
+    @contextmanager
+    def listening(self, engine):
+        from sqlalchemy import event
+
+        event.listen(engine, "before_cursor_execute", self.statement)
+        event.listen(engine, "commit", self.commit)
+        try:
+            yield self
+        finally:
+            event.remove(engine, "before_cursor_execute", self.statement)
+            event.remove(engine, "commit", self.commit)
 
 
 @dataclass
@@ -469,6 +518,8 @@ class SingleResult:
     outer_kinds: Counter = field(default_factory=Counter)
     inner_kinds: Counter = field(default_factory=Counter)
     steps: dict[int, StepTime] = field(default_factory=dict)
+    statements: int = 0
+    commits: int = 0
     counts: dict = field(default_factory=dict)
     state: str = ""
     detail: str = ""
@@ -503,8 +554,8 @@ class SingleResult:
 
 
 @contextmanager
-def timed_steps(traffic: Traffic, record: dict[int, StepTime]):
-    """Wrap the job's STEPS to time each (wall, this thread's CPU, Graph requests), then put them back."""
+def timed_steps(traffic: Traffic, sql: SqlCounter, record: dict[int, StepTime]):
+    """Wrap the job's STEPS to time each (wall, this thread's CPU, Graph requests, SQL), then put them back."""
     from webapp.sync import initial
 
     originals = dict(initial.STEPS)
@@ -512,6 +563,7 @@ def timed_steps(traffic: Traffic, record: dict[int, StepTime]):
     def wrap(number, step):
         def run(ctx):
             began, cpu, (outer, inner) = time.perf_counter(), time.thread_time(), traffic.totals()
+            statements, commits = sql.statements, sql.commits
             try:
                 step(ctx)
             finally:
@@ -521,6 +573,8 @@ def timed_steps(traffic: Traffic, record: dict[int, StepTime]):
                 spent.cpu += time.thread_time() - cpu
                 spent.calls += after_outer - outer
                 spent.inner += after_inner - inner
+                spent.statements += sql.statements - statements
+                spent.commits += sql.commits - commits
         return run
 
     for number, step in originals.items():
@@ -568,12 +622,15 @@ def run_single(app, sandbox, traffic: Traffic, args, setup: Setup, people: list[
         client.observer = lambda event, **info: retries.update([event]) if event == "retry" else None
         client_calls = client.calls
         traffic.reset()
-        with timed_steps(traffic, result.steps):
+        sql = SqlCounter()
+        with sql.listening(db.engine), timed_steps(traffic, sql, result.steps):
             began, cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()
             if profiler:
                 profiler.enable()
             try:
                 initial.run_initial_sync(pair_id)
+            except Exception as error:  # noqa: BLE001 — the run recorded it; the report shows the pair's state
+                print(f"the single-room sync raised {type(error).__name__}: {error}", file=sys.stderr)
             finally:
                 if profiler:
                     profiler.disable()
@@ -581,24 +638,25 @@ def run_single(app, sandbox, traffic: Traffic, args, setup: Setup, people: list[
                 result.cpu = time.thread_time() - cpu
                 result.process_cpu = time.process_time() - process_cpu
                 client.observer = None
+        result.statements, result.commits = sql.statements, sql.commits
         result.client_calls = client.calls - client_calls
         result.retries = retries["retry"]
         result.calls, result.inner = traffic.totals()
         result.outer_kinds, result.inner_kinds = Counter(traffic.outer), Counter(traffic.inner)
         result.throttled = traffic.throttled_outer + traffic.throttled_inner
-        db.session.expire_all()
+        db.session.rollback()  # a fresh look at what the job committed
         run = db.session.scalar(select(InitialSync).where(InitialSync.pair_id == pair_id))
         pair = db.session.get(Pair, pair_id)
         result.state, result.detail = pair.state, pair.state_detail
         result.counts, result.parity, result.error = dict(run.counts or {}), dict(run.parity or {}), run.error or ""
         imported = set(db.session.scalars(select(SyncReportItem.key).where(SyncReportItem.run_id == run.id,
                                                                            SyncReportItem.kind == "imported")))
-        result.imported_instances = _instances_of(plans, imported, room, sandbox)
+        result.imported_instances = _instances_of(imported, room, sandbox)
         db.session.remove()
     return result
 
 
-def _instances_of(plans: list[EventPlan], imported_keys: set[str], room: dict, sandbox) -> int:
+def _instances_of(imported_keys: set[str], room: dict, sandbox) -> int:
     """Event instances behind the imported report lines: a series line stands for its occurrences."""
     if not imported_keys:
         return 0
@@ -640,6 +698,8 @@ class PairsResult:
     restored: int = 0
     not_restored: int = 0
     worker_logs: list[Path] = field(default_factory=list)
+    interruptions: list[str] = field(default_factory=list)  # "interrupted (…)" details the admin saw
+    job_errors: Counter = field(default_factory=Counter)  # exceptions failed job executions ended with
 
     def misses(self) -> list[str]:
         missed = []
@@ -653,13 +713,96 @@ class PairsResult:
         return missed
 
 
-def worker_environment(app, sandbox_env: dict, queue_name: str, instance: Path) -> dict:
+def worker_environment(app, sandbox_env: dict, queue_name: str, instance: Path, sweep_seconds: int,
+                       lease_seconds: float | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "ROOMSYNC_")) and k != "DATABASE_URL"}
     env.update({key: sandbox_env[key] for key in GRAPH_KEYS})
     env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
                ROOMSYNC_RQ_QUEUE=queue_name, ROOMSYNC_INSTANCE=str(instance), SECRET_KEY=app.config["SECRET_KEY"],
-               PYTHONUNBUFFERED="1")
+               ROOMSYNC_SYNC_SWEEP_SECONDS=str(sweep_seconds), PYTHONUNBUFFERED="1")
+    if lease_seconds is not None:
+        env["ROOMSYNC_SYNC_LEASE_SECONDS"] = str(lease_seconds)
     return env
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM to each process we started (RQ's warm shutdown), then SIGKILL to any still there after 15 s."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _watch(app, pair_ids: list[int], result: "PairsResult", processes, deadline: float) -> float:
+    """Poll the pairs until every one is done or failed (or the deadline passes); note every interruption the
+    admin was shown meanwhile. Returns the moment the last pair finished."""
+    from webapp.sync.models import Pair
+
+    seen: set[tuple[int, str]] = set()
+    while True:
+        with app.app_context():
+            rows = db.session.execute(select(Pair.id, Pair.state, Pair.state_detail).where(Pair.id.in_(pair_ids))).all()
+            db.session.remove()
+        now = time.perf_counter()
+        for pair_id, state, detail in rows:
+            if (pair_id, detail) in seen or not detail:
+                continue
+            seen.add((pair_id, detail))
+            if "interrupted" in detail:
+                result.interruptions.append(detail)
+            if THROTTLING.search(detail):
+                result.surfaced.append(f"pair {pair_id} ({state}): {detail[:200]}")
+        if all(state in ("done", "failed") for _, state, _ in rows):
+            return now
+        if now > deadline:
+            print(f"timed out: {sum(s not in ('done', 'failed') for _, s, _ in rows)} pairs still unfinished",
+                  file=sys.stderr)
+            return now
+        if any(p.poll() is not None for p in processes):
+            codes = [p.poll() for p in processes]
+            raise BenchError(f"a worker or the cron process exited early (status {codes}); see "
+                             f"{result.worker_logs[0].parent}")
+        time.sleep(0.25)
+
+
+_LOGGED_AT = re.compile(r"^\d\d:\d\d:\d\d ")
+_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Throttled|LeaseLost)\w*): ?(.*)")
+_OUR_FRAME = re.compile(r'^  File ".*/webapp/([\w/]+)\.py", line \d+, in (\w+)')
+_AUTOFLUSH = ("(raised as a result of Query-invoked autoflush; consider using a session.no_autoflush block if this "
+              "flush is occurring prematurely)")
+
+
+def logged_job_errors(logs: list[Path]) -> Counter:
+    """How each failed job execution ended (RQ logs its traceback): the exception's type and message and the
+    innermost Roomsync function it came from."""
+    errors: Counter = Counter()
+    for path in logs:
+        last, where = None, ""
+        for line in path.read_text(errors="replace").splitlines() + ["00:00:00 end"]:
+            if _LOGGED_AT.match(line):
+                if last:
+                    errors[last] += 1
+                last, where = None, ""
+                continue
+            if line.startswith("Traceback (most recent call last)"):
+                where = ""
+            frame = _OUR_FRAME.match(line)
+            if frame:
+                where = f"{frame[1].replace('/', '.')}.{frame[2]}"
+            if last and last.endswith(": …"):  # an autoflush error says what failed on its next line
+                last = last[:-1] + line.strip()[:70] + " (autoflush)"
+                continue
+            match = _EXCEPTION.match(line)
+            if match:
+                message = "…" if match[2].strip() == _AUTOFLUSH else match[2][:70]
+                last = f"{match[1].rsplit('.', 1)[-1]} in {where or '?'}: {message}"
+    return errors
 
 
 def run_pairs(app, sandbox, traffic: Traffic, args, setup: Setup, people: list[dict], organizers: list[dict],
@@ -694,33 +837,26 @@ def run_pairs(app, sandbox, traffic: Traffic, args, setup: Setup, people: list[d
     state.throttle.configure(**OUTLOOK_LIMITS)
     state.throttle.reset()
     traffic.reset()
-    print(f"{args.pairs} pairs queued; starting {workers} workers…", file=sys.stderr)
+    print(f"{args.pairs} pairs queued; starting {workers} workers and the cron process…", file=sys.stderr)
     began, process_cpu = time.perf_counter(), time.process_time()
-    processes = []
     with ExitStack() as stack:
-        for number in range(workers):
-            log_path = logs / f"worker-{workers}w-{number + 1}.log"
+        processes = []
+        commands = [(f"worker-{workers}w-{n + 1}", ["--log-level", "WARNING"]) for n in range(workers)]
+        commands.append((f"cron-{workers}w", ["--cron", "--log-level", "WARNING"]))
+        for name, options in commands:
+            log_path = logs / f"{name}.log"
             result.worker_logs.append(log_path)
             log_file = stack.enter_context(open(log_path, "w"))
-            processes.append(subprocess.Popen([sys.executable, str(REPO / "worker.py"), "--burst", "--log-level",
-                                               "WARNING"], cwd=REPO, env=env, stdout=log_file,
-                                              stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + args.worker_timeout
-        for process in processes:
-            try:
-                process.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    result.seconds = time.perf_counter() - began
+            processes.append(subprocess.Popen([sys.executable, str(REPO / "worker.py"), *options], cwd=REPO, env=env,
+                                              stdout=log_file, stderr=subprocess.STDOUT))
+        stack.callback(_stop, processes)
+        finished = _watch(app, pair_ids, result, processes, began + args.worker_timeout)
+        result.seconds = finished - began
     result.process_cpu = time.process_time() - process_cpu
     result.calls, result.inner = traffic.totals()
     result.throttled_outer, result.throttled_inner = traffic.throttled_outer, traffic.throttled_inner
     result.tokens = traffic.tokens
-    if any(p.returncode not in (0, None) for p in processes):
-        codes = [p.returncode for p in processes]
-        tail = result.worker_logs[0].read_text()[-2000:]
-        raise BenchError(f"a worker exited with status {codes}; {result.worker_logs[0]} ends with:\n{tail}")
+    result.job_errors = logged_job_errors(result.worker_logs)
     with app.app_context():
         for pair_id in pair_ids:
             pair = db.session.get(Pair, pair_id)
@@ -728,7 +864,7 @@ def run_pairs(app, sandbox, traffic: Traffic, args, setup: Setup, people: list[d
             result.states[pair.state] += 1
             shown = " ".join(filter(None, [pair.state_detail, run.error if run else ""]))
             if THROTTLING.search(shown):
-                result.surfaced.append(f"{pair.room_email}: {shown[:200]}")
+                result.surfaced.append(f"{pair.room_email} ({pair.state}): {shown[:200]}")
             if pair.state != "done" or run is None:
                 result.failed.append(f"{pair.room_email} is {pair.state}: {shown[:200]}")
                 continue
@@ -784,26 +920,31 @@ def render(single: SingleResult | None, multi: list[PairsResult], args, about: d
             "|---|---:|---|---|",
             f"| total time of `run_initial_sync` | {s.seconds:.1f} s | < {TARGET_SECONDS:g} s | "
             f"{_verdict(s.seconds < TARGET_SECONDS)} |",
-            f"| Graph requests (HTTP) | {s.calls:,} ({s.inner:,} `$batch` sub-requests) | | |",
+            f"| Graph requests (HTTP) | {s.calls:,} (the client counted {s.client_calls:,}; {s.inner:,} `$batch` "
+            "sub-requests) | | |",
             f"| Graph requests per imported event ({s.imported_instances:,} instances) | {s.per_event:.3f} | "
             f"< {TARGET_CALLS_PER_EVENT} | {_verdict(s.per_event < TARGET_CALLS_PER_EVENT)} |",
             f"| Graph requests per imported item ({counts.get('imported', 0):,} bookings: a series is one) | "
             f"{s.per_item:.3f} | | |",
             f"| the job's CPU time (its thread) | {s.cpu:.1f} s | | |",
+            f"| SQL statements / commits | {s.statements:,} / {s.commits:,} ({s.statements / max(1, s.events):.1f} "
+            "statements per event) | | |",
             f"| the process's CPU time (job + sandbox threads) | {s.process_cpu:.1f} s | | |",
             f"| 429 answers / client retries | {s.throttled} / {s.retries} | | |",
             f"| final state | {s.state}: {s.detail} | done, both sides agree | "
             f"{_verdict(s.state == 'done' and s.agrees)} |",
             "",
-            "| step | wall (s) | job CPU (s) | Graph requests | `$batch` sub-requests |",
-            "|---|---:|---:|---:|---:|",
+            "| step | wall (s) | job CPU (s) | Graph requests | `$batch` sub-requests | SQL statements | commits |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for number, spent in sorted(s.steps.items()):
             lines.append(f"| {number}. {RUN_STEPS.get(number, '?')} | {spent.seconds:.2f} | {spent.cpu:.2f} | "
-                         f"{spent.calls} | {spent.inner} |")
+                         f"{spent.calls} | {spent.inner} | {spent.statements:,} | {spent.commits:,} |")
         rest = s.seconds - sum(t.seconds for t in s.steps.values())
         rest_calls = s.calls - sum(t.calls for t in s.steps.values())
-        lines.append(f"| claim, start and finish | {rest:.2f} | | {rest_calls} | |")
+        rest_sql = s.statements - sum(t.statements for t in s.steps.values())
+        rest_commits = s.commits - sum(t.commits for t in s.steps.values())
+        lines.append(f"| claim, start and finish | {rest:.2f} | | {rest_calls} | | {rest_sql:,} | {rest_commits:,} |")
         lines += ["", "| Graph request kind | HTTP requests | inside `$batch` |", "|---|---:|---:|"]
         for kind in sorted(set(s.outer_kinds) | set(s.inner_kinds)):
             lines.append(f"| {kind} | {s.outer_kinds.get(kind, 0)} | {s.inner_kinds.get(kind, 0)} |")
@@ -822,25 +963,33 @@ def render(single: SingleResult | None, multi: list[PairsResult], args, about: d
             "",
             f"{first.pairs} rooms (a fresh set per row), organizers shared by all; the sandbox throttles at "
             "Outlook's limits (4 concurrent, 10,000 per 10 minutes per app and mailbox); the pairs are made with "
-            "`create_pair` (one RQ job each), then N `worker.py --burst` processes run them. Total = from starting "
-            "the workers until the last one exited (their start-up included).",
+            f"`create_pair` (one RQ job each), then N `worker.py` processes and the cron process (`worker.py "
+            f"--cron`, re-queueing interrupted runs every {args.sweep_seconds} s) run them. Total = from starting "
+            "the processes until the last pair finished (their start-up included); a pair's run = its "
+            "`InitialSync` started → finished.",
             "",
             "| workers | total (s) | pair run p50 / max (s) | Graph requests | 429 answered (HTTP / in `$batch`) | "
-            "runs needing a retry | pairs done | throttling shown to the admin | parity agrees | result |",
-            "|---:|---:|---|---:|---|---:|---|---|---|---|",
+            "failed job executions | interruptions shown | pairs done | throttling shown to the admin | "
+            "parity agrees | result |",
+            "|---:|---:|---|---:|---|---:|---:|---|---|---|---|",
         ]
         for r in multi:
             durations = (f"{statistics.median(r.durations):.1f} / {max(r.durations):.1f}" if r.durations else "—")
-            retried = sum(1 for a in r.attempts if a > 1)
-            ok = not r.misses()
             lines.append(
                 f"| {r.workers} | {r.seconds:.1f} | {durations} | {r.calls:,} (+{r.inner:,} sub) | "
-                f"{r.throttled_outer} / {r.throttled_inner} | {retried} | {r.states.get('done', 0)} of {r.pairs} | "
-                f"{'none' if not r.surfaced else len(r.surfaced)} | {r.pairs - r.disagreeing - len(r.failed)} of "
-                f"{r.pairs} | {_verdict(ok)} |")
-        lines += ["", "Totals per row: " + "; ".join(
+                f"{r.throttled_outer} / {r.throttled_inner} | {sum(r.job_errors.values())} | {len(r.interruptions)} | "
+                f"{r.states.get('done', 0)} of {r.pairs} | {'none' if not r.surfaced else len(r.surfaced)} | "
+                f"{r.pairs - r.disagreeing - len(r.failed)} of {r.pairs} | {_verdict(not r.misses())} |")
+        lines += ["", "Per row: " + "; ".join(
             f"{r.workers} workers: {r.imported:,} imported, {r.restored:,} restored, {r.not_restored} not restored, "
-            f"sandbox process CPU {r.process_cpu:.1f} s" for r in multi) + "."]
+            f"the sandbox's process CPU {r.process_cpu:.1f} s" for r in multi) + "."]
+        errors = Counter()
+        for r in multi:
+            errors.update({f"{r.workers} workers — {text}": n for text, n in r.job_errors.items()})
+        if errors:
+            lines += ["", "| failed job executions (the worker logs; each was retried by the sweeper) | times |",
+                      "|---|---:|"]
+            lines += [f"| {text} | {n} |" for text, n in errors.most_common()]
     return "\n".join(lines) + "\n"
 
 
@@ -850,13 +999,15 @@ def render(single: SingleResult | None, multi: list[PairsResult], args, about: d
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", help="sqlite (default unless DATABASE_URL is set), postgresql, or a database URL "
-                                     f"(postgresql: DATABASE_URL if it is one, else {DEFAULT_POSTGRESQL_URL}); "
-                                     "its schema is dropped and rebuilt")
+    parser.add_argument("--db", help="sqlite (default: a fresh file), postgresql (DATABASE_URL if it is one, else "
+                                     f"{DEFAULT_POSTGRESQL_URL}, created if missing) or a database URL; the "
+                                     "schema of a PostgreSQL database is dropped and rebuilt")
     parser.add_argument("--events", type=int, help=f"events in the single room (default {FULL['events']})")
-    parser.add_argument("--restores", type=int, help=f"bookings to restore in the single room (default {FULL['restores']})")
+    parser.add_argument("--restores", type=int,
+                        help=f"bookings to restore in the single room (default {FULL['restores']})")
     parser.add_argument("--pairs", type=int, help=f"pairs started at once (default {FULL['pairs']}; 0 skips part 2)")
-    parser.add_argument("--pair-events", type=int, help=f"events per room of those pairs (default {FULL['pair_events']})")
+    parser.add_argument("--pair-events", type=int,
+                        help=f"events per room of those pairs (default {FULL['pair_events']})")
     parser.add_argument("--pair-restores", type=int,
                         help=f"bookings to restore per pair (default {FULL['pair_restores']})")
     parser.add_argument("--workers", help=f"comma-separated worker counts, one run each (default {FULL['workers']})")
@@ -865,7 +1016,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-model", choices=("call", "outlook", "serial"), default="call",
                         help="call: per HTTP request; outlook: + a quarter per $batch sub-request; serial: every "
                              "sub-request too (see the module docstring)")
-    parser.add_argument("--worker-timeout", type=float, default=900.0, help="seconds before the workers are killed")
+    parser.add_argument("--worker-timeout", type=float, default=900.0,
+                        help="seconds to wait for every pair to finish (default 900)")
+    parser.add_argument("--lease-seconds", type=float,
+                        help="the workers' SYNC_LEASE_SECONDS (default: the app's, 120); an unclaimed pair waits that "
+                             "long before the sweep re-queues it")
+    parser.add_argument("--sweep-seconds", type=int, default=10,
+                        help="how often the cron process re-queues interrupted runs (default 10; production 30)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for the smoke test")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the data")
     parser.add_argument("--profile", action="store_true", help="cProfile the single-room job (its thread)")
@@ -902,12 +1059,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.load_before = os.getloadavg()[0]
     args.results.mkdir(parents=True, exist_ok=True)
-    import logging
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     profiler = cProfile.Profile() if args.profile else None
-    with tempfile.TemporaryDirectory(prefix="initial-sync-bench-") as folder, redis_server() as (redis_url, redis_about):
+    with tempfile.TemporaryDirectory(prefix="initial-sync-bench-") as folder, \
+            redis_server() as (redis_url, redis_about):
         folder = Path(folder)
         url = database_url(args.db, folder)
         if url.startswith(("postgres://", "postgresql")):
@@ -919,7 +1075,6 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sandbox_env = read_env_file(sandbox.env_path)
             state = sandbox_state(sandbox.app)
-            state.faults.seed = None
             install_latency(state, args.latency_ms, args.latency_model)
             state.throttle.configure(**OUTLOOK_LIMITS)
             queue_name = f"initial-sync-bench-{os.getpid()}"
@@ -951,10 +1106,13 @@ def main(argv: list[str] | None = None) -> int:
                 single = run_single(app, sandbox, traffic, args, setup, people, organizers, profiler)
             multi = []
             if args.pairs:
-                env = worker_environment(app, sandbox_env, queue_name, folder / "instance")
+                env = worker_environment(app, sandbox_env, queue_name, folder / "instance", args.sweep_seconds,
+                                         args.lease_seconds)
+                logs = args.results / f"initial-sync-{stamp}-logs"
+                logs.mkdir(exist_ok=True)
                 for workers in args.worker_counts:
                     multi.append(run_pairs(app, sandbox, traffic, args, setup, people, organizers, workers, env,
-                                           args.results))
+                                           logs))
             with app.app_context():
                 from webapp import jobs
 
