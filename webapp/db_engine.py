@@ -13,6 +13,9 @@ DDL").
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -20,6 +23,7 @@ from sqlalchemy.engine import Engine
 from .extensions import db
 
 IMMEDIATE = "roomsync_sqlite_immediate"
+_ALL_IMMEDIATE: ContextVar[bool] = ContextVar("roomsync_sqlite_all_immediate", default=False)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -35,7 +39,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        immediate = connection.get_execution_options().get(IMMEDIATE)
+        immediate = connection.get_execution_options().get(IMMEDIATE) or _ALL_IMMEDIATE.get()
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -62,3 +66,16 @@ def begin_serialised_write() -> None:
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={IMMEDIATE: True})
+
+
+@contextmanager
+def serialised_writes():
+    """Inside (this thread or task only): on SQLite every transaction begins with BEGIN IMMEDIATE; nothing on
+    PostgreSQL. For background jobs whose transactions read and then write while other processes write: a
+    deferred transaction that has read cannot become the writer once another connection committed after its
+    first read — SQLite answers "database is locked" at once, whatever the busy timeout."""
+    token = _ALL_IMMEDIATE.set(True)
+    try:
+        yield
+    finally:
+        _ALL_IMMEDIATE.reset(token)

@@ -5,6 +5,7 @@ Public API:
 - `queue()`: the application's RQ queue.
 - `enqueue_after_commit(func, *args, **kwargs)`: queue a job once the current database transaction commits
   (dropped on rollback), so a job never runs against rows that do not exist yet. Jobs take ids, not objects.
+  RQ's own options (`job_timeout`, `retry`, … — `RQ_OPTIONS`) go to RQ, never to the function.
   With `SYNC_JOBS` set (tests, scripts) the job runs right after the commit instead, synchronously, in an app
   context (and so a database session) of its own — as a worker would run it. A failing job is logged with its
   traceback, as RQ records a failed job; the request that enqueued it has committed and is not affected.
@@ -61,9 +62,16 @@ def _flush_pending_jobs(session) -> None:
         q.enqueue(func, *args, **kwargs)
 
 
+# Keyword arguments that are RQ's own (`Queue.enqueue` options), not the job function's.
+RQ_OPTIONS = frozenset({"job_timeout", "retry", "result_ttl", "ttl", "failure_ttl", "description", "job_id",
+                        "at_front", "meta", "depends_on"})
+
+
 def _run_in_own_context(app: Flask, func, args, kwargs) -> None:
     """Inside `after_commit` the committing session cannot run SQL, and the job must not share it anyway: a
     thread gets its own app context and session, and the caller waits for it."""
+
+    kwargs = {key: value for key, value in kwargs.items() if key not in RQ_OPTIONS}
 
     def run() -> None:
         with app.app_context():

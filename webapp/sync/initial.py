@@ -58,6 +58,7 @@ from ..booking.errors import BookingError, ConflictError, ValidationError
 from ..booking.models import Booking, Occurrence, OccurrenceException, Space, Venue, booking_spaces
 from ..booking.operations import (BookingInput, ExceptionInput, create_booking, occurrence_times,
                                   space_closure)
+from ..db_engine import serialised_writes
 from ..extensions import db
 from ..graph.errors import GraphError, NotFound
 from ..graph.types import Attendee, EventDraft, Location
@@ -149,6 +150,12 @@ def _claim(pair_id: int, owner: str, lease: timedelta) -> InitialSync | None:
                              .execution_options(populate_existing=True))
 
 
+def _release() -> None:
+    """End the current transaction before a Graph call. It has only read: the job's objects stay usable (they
+    are not expired on commit, see `_run_initial_sync`), and on SQLite no network call holds the write lock."""
+    db.session.commit()
+
+
 def _renew(ctx: _Run) -> None:
     ctx.run.lease_until = now_utc() + ctx.lease
 
@@ -171,6 +178,17 @@ def _commit(ctx: _Run) -> None:
 
 
 def run_initial_sync(pair_id: int) -> None:
+    # SQLite: a transaction that has read cannot become the writer while another connection holds the write
+    # lock — SQLite answers "database is locked" at once, without waiting (its busy handler only runs for a
+    # transaction that has not read yet). Every transaction of the job reads before it writes, and requests
+    # and other workers write all the time: so each begins as the writer, and none stays open across a Graph
+    # call (`_release`).
+    db.session.commit()  # what the caller's session has open began before this
+    with serialised_writes():
+        _run_initial_sync(pair_id)
+
+
+def _run_initial_sync(pair_id: int) -> None:
     pair = db.session.get(Pair, pair_id)
     if pair is None:
         log.info("initial sync of pair %s: the pair is gone (unsynced); nothing to do", pair_id)
@@ -186,6 +204,18 @@ def run_initial_sync(pair_id: int) -> None:
     pair = db.session.get(Pair, pair_id)
     if pair is None:
         return
+    # Each commit would expire every object the run holds (pair, run, venue, space, the chunk's rows) and the
+    # next attribute access would reload it: thousands of SELECTs for a large room. What another process may
+    # change meanwhile (the lease owner) is read with explicit queries.
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        _run_claimed(pair_id, run, pair, owner, lease)
+    finally:
+        session.expire_on_commit = expire_on_commit
+
+
+def _run_claimed(pair_id: int, run: InitialSync, pair: Pair, owner: str, lease: timedelta) -> None:
     try:
         ctx = _context(run, pair, owner, lease)
         if run.started_at is None:
@@ -403,6 +433,7 @@ def step_remove_butler_events(ctx: _Run) -> None:
         NotedBooking.run_id == ctx.run.id, NotedBooking.butler_event_id.is_not(None),
         NotedBooking.butler_removed.is_(False))))
     removed = int((ctx.run.counts or {}).get("butler_removed", 0))
+    _release()
     for chunk in _chunks(pending, BATCH):
         if not ctx.butler:
             raise GraphError("No butler is configured, so its one-way sync events cannot be removed.",
@@ -537,6 +568,7 @@ def _people(item: RoomItem) -> list[str]:
 
 def import_items(ctx: _Run, grouped: dict[str, list], keys: list[str], decision_ctx: DecisionContext) -> None:
     for chunk in _chunks(keys, CHUNK):
+        _release()
         for item in _hydrate(ctx, grouped, chunk):
             _import_one(ctx, item, decide(item, decision_ctx))
         _write_back(ctx)
@@ -665,6 +697,7 @@ def _write_back(ctx: _Run) -> None:
     owed = [line for line in db.session.scalars(select(SyncReportItem).where(
         SyncReportItem.run_id == ctx.run.id, SyncReportItem.kind.in_(("adjusted", "shortened"))))
         if line.pending]  # JSON null and SQL NULL both mean nothing owed
+    _release()
     for chunk in _chunks(owed, BATCH):
         requests = []
         for n, line in enumerate(chunk):
@@ -765,8 +798,10 @@ def _send_owed_refusal(ctx: _Run, line: SyncReportItem) -> None:
 
 def _send_owed_refusals(ctx: _Run) -> None:
     """The declines and cancellations a killed pass recorded but may not have sent."""
-    for line in list(db.session.scalars(select(SyncReportItem).where(
-            SyncReportItem.run_id == ctx.run.id, SyncReportItem.kind.in_(("refused", "removed"))))):
+    lines = list(db.session.scalars(select(SyncReportItem).where(
+        SyncReportItem.run_id == ctx.run.id, SyncReportItem.kind.in_(("refused", "removed")))))
+    _release()
+    for line in lines:
         if line.pending:  # JSON null and SQL NULL both mean nothing owed
             _send_owed_refusal(ctx, line)
 
@@ -972,6 +1007,7 @@ def step_restore(ctx: _Run) -> None:
         or_(NotedBooking.state == "noted",
             (NotedBooking.state == "restored") & NotedBooking.outlook_event_id.is_(None)))
         .order_by(NotedBooking.first_start_utc, NotedBooking.id)))
+    _release()
     _check_directory(ctx, {n.holder_email for n in rows if n.holder_email and n.snapshot.get("kind") != "internal"})
     for chunk in _chunks(rows, BATCH):
         for noted in chunk:
@@ -992,6 +1028,7 @@ def step_catch_up(ctx: _Run) -> None:
     grouped = _group(_list_room(ctx))
     links = list(db.session.scalars(select(EventLink).where(EventLink.room_email == ctx.room,
                                                             EventLink.kind == "two_way")))
+    _release()
     by_ical = {link.ical_uid: link for link in links if link.ical_uid and link.room_event_id is None}
     known = {link.room_event_id for link in links if link.room_event_id}
     # Restored events: their room copy shares the organizer's iCalUId (series: the master's).
@@ -1065,6 +1102,7 @@ def _imported_here(ctx: _Run, booking_uid: str) -> bool:
 def step_audit(ctx: _Run) -> None:
     from .parity import audit_pair
 
+    _release()
     result = audit_pair(ctx.pair.id, start=ctx.window_start, end=ctx.horizon)
     ctx.run.parity = result.to_json()
     _audit(ctx, "sync.parity", result.summary())

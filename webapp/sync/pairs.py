@@ -46,6 +46,10 @@ from .models import ACTIVE_STATES, Pair
 
 log = logging.getLogger(__name__)
 
+# A large room takes minutes (RQ's default job timeout is 3 minutes); a run killed by a timeout would resume,
+# but only once its lease lapses.
+INITIAL_SYNC_TIMEOUT = 3600
+
 
 @dataclass(frozen=True)
 class RoomChoice:
@@ -174,7 +178,7 @@ def create_pair(venue: Venue, space: Space | None, room: RoomChoice | None, acto
 
     record("pair.created", subject=f"pair:{pair.id}", venue_id=venue.id, actor_id=pair.created_by_id,
            detail=f"{space.name} paired with {pair.room_display_name}; initial sync queued.")
-    enqueue_after_commit(start_initial_sync, pair.id)
+    enqueue_after_commit(start_initial_sync, pair.id, job_timeout=INITIAL_SYNC_TIMEOUT)
     db.session.commit()
     log.info("pair %s created: space %s ↔ %s by user %s", pair.id, space.id, email, pair.created_by_id)
     return pair
@@ -209,7 +213,7 @@ def retry(pair: Pair, actor: User | None) -> None:
 
     record("pair.retried", subject=f"pair:{pair.id}", venue_id=pair.venue_id,
            actor_id=actor.id if actor is not None else None, detail="Initial sync retried after a failure.")
-    enqueue_after_commit(start_initial_sync, pair.id)
+    enqueue_after_commit(start_initial_sync, pair.id, job_timeout=INITIAL_SYNC_TIMEOUT)
     db.session.commit()
 
 

@@ -42,10 +42,11 @@ def stalled_pair_ids() -> list[int]:
 def sweep() -> list[int]:
     from ..jobs import queue
     from .initial import run_initial_sync
+    from .pairs import INITIAL_SYNC_TIMEOUT
 
     stalled = stalled_pair_ids()
     for pair_id in stalled:
-        queue().enqueue(run_initial_sync, pair_id)
+        queue().enqueue(run_initial_sync, pair_id, job_timeout=INITIAL_SYNC_TIMEOUT)
     return stalled
 
 
