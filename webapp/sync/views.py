@@ -95,9 +95,9 @@ def page():
     return _page(PairForm(formdata=None))
 
 
-@bp.post("/")
-def create():
-    venue = current_venue()
+def _with_choice(operation, on_success):
+    """The pairing form's flow, shared by pairing and its dry run: parse the space and room, run
+    `operation(venue, space, room, actor)`, and re-render the page with the messages (422) when refused."""
     form = PairForm()
     if not form.validate_on_submit():
         return _page(form, 422)
@@ -105,12 +105,21 @@ def create():
     if failed:
         return _page(form, 422)
     try:
-        pair = pairs.create_pair(venue, space, room, current_user)
+        made = operation(current_venue(), space, room, current_user)
     except ValidationError as error:
         _show_refusal(form, error)
         return _page(form, 422)
-    flash(f"{pair.space.name} is now synced with {pair.room_display_name}. The initial sync is queued.", "success")
-    return htmx.redirect(url_for("sync.pairs"))
+    return on_success(made)
+
+
+@bp.post("/")
+def create():
+    def paired(pair):
+        flash(f"{pair.space.name} is now synced with {pair.room_display_name}. The initial sync is queued.",
+              "success")
+        return htmx.redirect(url_for("sync.pairs"))
+
+    return _with_choice(pairs.create_pair, paired)
 
 
 def _chosen(form: PairForm):
@@ -236,19 +245,8 @@ def report_csv(pair_id: int):
 
 @bp.post("/preview")
 def preview():
-    venue = current_venue()
-    form = PairForm()
-    if not form.validate_on_submit():
-        return _page(form, 422)
-    space, room, failed = _chosen(form)
-    if failed:
-        return _page(form, 422)
-    try:
-        started = report.start_preview(venue, space, room, current_user)
-    except ValidationError as error:
-        _show_refusal(form, error)
-        return _page(form, 422)
-    return htmx.redirect(url_for("sync.preview_page", preview_id=started.id))
+    return _with_choice(report.start_preview,
+                        lambda started: htmx.redirect(url_for("sync.preview_page", preview_id=started.id)))
 
 
 PREVIEW_ACTIVE_STATES = frozenset({"queued", "running"})
