@@ -21,7 +21,8 @@ helpers):
 - `sandbox_tenant` (module): `serve_sandbox` for the module; yields its `Served`.
 - `sandbox_admin`: `SandboxAdmin` on it; the tenant is restored after each test that used it.
 - `webhook_server` (module): a second Roomsync app on the suite's database served on a free port (werkzeug,
-  threaded), so the sandbox's subscription handshake reaches /webhooks/graph; yields its base URL.
+  threaded), so the sandbox's subscription handshake and notifications reach /webhooks/graph (stored, not
+  queued: it has no Redis); yields its base URL.
 - `connected`: points the suite's app at the tenant (`graph_config` with the webhook server); restores
   everything afterwards.
 """
@@ -165,8 +166,10 @@ def serve_app(served) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def webhook_server(app, tmp_path_factory):
+    # No Redis: the webhook persists notifications and queues nothing; tests process them with
+    # `inbound.process_notifications` (as a worker would) — see `live_settle` in tests/test_live_sync.py.
     served = create_app({"INSTANCE_PATH": str(tmp_path_factory.mktemp("webhook-instance")),
-                         "SECRET_KEY": "webhook-test-secret",
+                         "SECRET_KEY": "webhook-test-secret", "REDIS_URL": None,
                          "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]})
     with serve_app(served) as url:
         yield url

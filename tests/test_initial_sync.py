@@ -130,7 +130,7 @@ def test_a_full_initial_sync_imports_adjusts_restores_and_both_sides_agree(setup
     result = run(pair)
 
     pair = db.session.get(Pair, pair.id)
-    assert pair.state == "done", pair.state_detail
+    assert pair.state in ("done", "live"), pair.state_detail
     assert result.step == 8 and result.finished_at is not None
     # Imported: three events, the organizers are the holders, the private one stays private.
     imported = {b_.title: b_ for b_ in bookings_of(a) if b_.origin == "microsoft"}
@@ -344,7 +344,7 @@ def test_a_run_that_fails_anywhere_resumes_with_nothing_doubled_or_lost(setup, m
     assert "retried" in db.session.get(Pair, pair.id).state_detail
     result = run(pair)
 
-    assert db.session.get(Pair, pair.id).state == "done"
+    assert db.session.get(Pair, pair.id).state in ("done", "live")
     titles = sorted(b_.title for b_ in bookings_of(a))
     assert titles == ["Another plan", "Design review", "Quick sync", "Roomsync planning"]
     # Each restored booking exists once in Outlook (transactionId) and each import once here.

@@ -151,15 +151,20 @@ def test_inactive_spaces_are_refused_and_desks_accepted(ready, make_space, admin
     assert pairs.create_pair(ready, desk, ROOMS[0], admin).space_id == desk.id
 
 
-def test_unsync_removes_the_pair_and_runs_the_subscription_hook(ready, make_space, admin, monkeypatch):
+def test_unsync_removes_the_pair_and_deletes_its_subscription(ready, make_space, admin, monkeypatch):
+    from webapp.sync.models import Subscription
+
     removed = []
-    monkeypatch.setattr(pairs, "remove_subscription", lambda email: removed.append(email))
+    monkeypatch.setattr(pairs, "remove_subscription", lambda graph_id: removed.append(graph_id))
     pair = pairs.create_pair(ready, make_space(ready, "Board A"), ROOMS[0], admin)
     with pytest.raises(ValidationError) as refused:
         pairs.unsync(pair, admin)  # its initial sync is still queued
     assert "still running" in refused.value.fields["form"] and pair_count() == 1 and removed == []
+    db.session.add(Subscription(pair_id=pair.id, graph_id="sub-1", client_state_hash="x" * 64))
+    db.session.commit()
     pairs.unsync(finished(pair), admin)
-    assert pair_count() == 0 and removed == ["room1@roomsync.test"]
+    assert pair_count() == 0 and removed == ["sub-1"]
+    assert db.session.scalar(select(func.count()).select_from(Subscription)) == 0
 
 
 def test_deleting_a_space_removes_its_pair(ready, make_space, admin, admin_client):

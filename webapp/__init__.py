@@ -42,4 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     blueprints.register(app)
     cli.init_app(app)
     jobs.init_app(app)
+    from .sync import outbound
+
+    outbound.init_app(app)  # bookings on paired spaces are pushed to Outlook
     return app

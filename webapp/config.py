@@ -12,7 +12,8 @@ Environment variables (all optional):
 - `ROOMSYNC_SYNC_JOBS`: `1` runs jobs inline instead of enqueueing (tests and one-off scripts).
 - `ROOMSYNC_SYNC_LEASE_SECONDS` (120): how long a worker's claim on an initial sync lasts without renewal (a
   killed worker's run is resumed by another once it lapses); `ROOMSYNC_SYNC_SWEEP_SECONDS` (30): how often the
-  cron process looks for such runs.
+  cron process looks for such runs (and for live-sync work left behind); `ROOMSYNC_SYNC_RECONCILE_SECONDS`
+  (900): how often each live pair is reconciled with its room (a delta round, then the parity audit).
 - `SESSION_COOKIE_SECURE`: `1` behind HTTPS.
 - `PUBLIC_BASE_URL`: the address at which the provider reaches Roomsync's webhooks (`make run` sets
   http://127.0.0.1:$PORT, which the local sandbox accepts).
@@ -68,6 +69,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", ""),
         "SYNC_LEASE_SECONDS": float(os.environ.get("ROOMSYNC_SYNC_LEASE_SECONDS", "120")),
         "SYNC_SWEEP_SECONDS": int(os.environ.get("ROOMSYNC_SYNC_SWEEP_SECONDS", "30")),
+        "SYNC_RECONCILE_SECONDS": int(os.environ.get("ROOMSYNC_SYNC_RECONCILE_SECONDS", "900")),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": os.environ.get("MAIL_PORT", ""),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),

@@ -1,6 +1,6 @@
 """Database engine tuning that SQLite needs and PostgreSQL does not.
 
-Public API: `init_app(app)`; `begin_serialised_write()` starts the session's next transaction so that
+Public API: `init_app(app)`; `job_transactions()` (see below); `begin_serialised_write()` starts the session's next transaction so that
 writers are serialised: on SQLite with `BEGIN IMMEDIATE` (one writer at a time across threads and processes,
 others wait up to the busy timeout); on PostgreSQL it does nothing (booking writes take advisory locks, see
 `booking.locking`).
@@ -26,6 +26,9 @@ IMMEDIATE = "roomsync_sqlite_immediate"
 _ALL_IMMEDIATE: ContextVar[bool] = ContextVar("roomsync_sqlite_all_immediate", default=False)
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30000
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
@@ -33,7 +36,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -79,3 +82,24 @@ def serialised_writes():
         yield
     finally:
         _ALL_IMMEDIATE.reset(token)
+
+
+@contextmanager
+def job_transactions():
+    """For a background job that reads, calls Microsoft Graph, then writes: every transaction begins as the
+    writer on SQLite (`serialised_writes`), and committing keeps the job's objects loaded (no reload per
+    commit) — so the job can commit before each Graph call and never hold the write lock across one. Work
+    that must see other processes' changes calls `db.session.expire_all()` first."""
+    session = db.session()
+    session.commit()  # what the caller had open began before this
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        with serialised_writes():
+            try:
+                yield
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()  # a transaction begun inside must not outlive it (on SQLite it holds the writer lock)
+    finally:
+        session.expire_on_commit = expire_on_commit

@@ -167,6 +167,9 @@ class Booking(db.Model):
     attendees: Mapped[list] = mapped_column(JSON, default=list)
     custom_fields: Mapped[dict] = mapped_column(JSON, default=dict)
     origin: Mapped[str] = mapped_column(String(12), default="roomsync")
+    # An online meeting (Teams) with the event; `join_url` is the provider's link once it exists.
+    online_meeting: Mapped[bool] = mapped_column(default=False)
+    join_url: Mapped[str | None] = mapped_column(String(1000))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sequence: Mapped[int] = mapped_column(default=0)  # grows on every change (iCalendar SEQUENCE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

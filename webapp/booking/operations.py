@@ -13,6 +13,8 @@ Public API:
 - `update_booking(booking, data, actor=…, scope="all"|"this"|"following", occurrence_start=None, bypass_rules=False,
   ignore_sync_freeze=False)` → the booking holding the edited occurrence (a new booking for "following").
 - `cancel_booking(booking, actor=…, scope=…, occurrence_start=None, ignore_sync_freeze=False)`
+- `replace_booking(booking, data, exceptions=(), actor=None, origin="microsoft", also_write=None)` → the
+  booking made exactly `data` + `exceptions` (the live sync applying Outlook's version of an event).
 - `input_from_booking(booking, occurrence_start=None)` → BookingInput of what is there now (edit forms,
   PATCH merges).
 - `occurrence_times(booking)` → list[OccurrenceTime], `expand(tz, start, end, rrule, exceptions)` (pure), `occurrences_between(space_ids, start, end)`,
@@ -72,6 +74,7 @@ class BookingInput:
     custom_fields: dict = field(default_factory=dict)
     rrule: str | None = None
     holder_id: int | None = None  # None: the actor
+    online_meeting: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,7 @@ def input_from_booking(booking: Booking, occurrence_start: datetime | None = Non
         custom_fields={k: v for k, v in (booking.custom_fields or {}).items() if k in {f.key for f in booking.venue.custom_fields}},
         rrule=booking.rrule,
         holder_id=booking.holder_id,
+        online_meeting=bool(booking.online_meeting),
     )
 
 
@@ -543,6 +547,7 @@ def create_booking(
             rrule=data.rrule,
             attendees=data.attendees,
             custom_fields=data.custom_fields,
+            online_meeting=bool(data.online_meeting),
             origin=origin,
             created_by_id=actor.id if actor else None,
             updated_by_id=actor.id if actor else None,
@@ -584,6 +589,7 @@ def _apply_fields(booking: Booking, data: BookingInput, spaces: list[Space], hol
     booking.kind = data.kind
     booking.attendees = data.attendees
     booking.custom_fields = data.custom_fields
+    booking.online_meeting = bool(data.online_meeting)
     booking.holder_id = holder.id if holder else booking.holder_id
     booking.spaces = spaces
 
@@ -685,6 +691,47 @@ def update_booking(
         if not bypass_rules:
             _check_rules(venue, times, now, booked_starts)
         _touch(booking, actor, now)
+        _commit_checked([booking], "updated", "all")
+        return booking
+
+    return _run(write)
+
+
+def replace_booking(
+    booking: Booking,
+    data: BookingInput,
+    *,
+    exceptions: Sequence[ExceptionInput] = (),
+    actor: User | None = None,
+    origin: str = "microsoft",
+    also_write: Callable[[Booking], None] | None = None,
+) -> Booking:
+    """Make `booking` exactly what `data` and `exceptions` say — times, pattern, exceptions, fields — in one
+    checked transaction (the live sync: Outlook's version of an event replaces ours). Venue rules are not
+    applied (provider-origin changes ignore them); overlaps and space-sharing are checked; the sync freeze
+    does not apply (the sync itself is writing). Raises like `update_booking`."""
+
+    def write():
+        venue = booking.venue
+        if booking.cancelled_at is not None:
+            raise ValidationError({"booking": "This booking is cancelled."})
+        old_space_ids = [s.id for s in booking.spaces]
+        spaces, _recurrence, holder = _validate_input(venue, data, actor, origin)
+        now = now_utc()
+        exception_rows = _exception_rows(venue, data, exceptions, now)
+        times = expand(venue.tz, data.start, data.end, data.rrule, exception_rows)
+        _check_series_shape(times)
+        lock_spaces(space_closure(old_space_ids + data.space_ids))
+        booking.start_utc, booking.end_utc, booking.rrule = data.start, data.end, data.rrule
+        booking.exceptions.clear()
+        db.session.flush()
+        booking.exceptions = exception_rows
+        _apply_fields(booking, data, spaces, holder)
+        if holder is None and data.kind != "regular":
+            booking.holder_id = None
+        _touch(booking, actor, now)
+        if also_write is not None:
+            also_write(booking)
         _commit_checked([booking], "updated", "all")
         return booking
 

@@ -266,7 +266,9 @@ def cached_active_calendar(user: User) -> bool | None:
     return identity.calendar_active
 
 
-def has_active_calendar(user: User) -> bool:
+def has_active_calendar(user: User, *, commit: bool = True) -> bool:
+    """Whether the user has an enabled account with a mailbox (cached `CALENDAR_TTL`). `commit=False` leaves
+    the cache row for the caller's transaction (a booking being written: nothing may commit halfway)."""
     cached = cached_active_calendar(user)
     if cached is not None:
         return cached
@@ -285,7 +287,10 @@ def has_active_calendar(user: User) -> bool:
         identity.calendar_expires_at = now + CALENDAR_FAILURE_TTL
     else:
         _apply_directory(identity, user, entry, names=False)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return bool(identity.calendar_active)
 
 

@@ -12,13 +12,16 @@ Public API — three blueprints (registered in `webapp.blueprints`, paths given 
   photo with cache headers (ETag, 304) or 404, and the templates show initials instead.
 - `webhooks_bp` "webhooks", no sign-in, CSRF-exempt: `POST /webhooks/graph` and `/webhooks/graph/lifecycle`
   answer Graph's validation handshake (`?validationToken=` → 200 text/plain, the decoded token) and accept
-  notifications with 202 (processing comes with the sync engine; for now they are logged).
+  notifications: `sync.webhook.accept` checks each one's clientState, persists and queues them, then 202;
+  a body that is not a notification collection gets a 400 JSON error; when the database cannot store
+  them the raw body is spilled to Redis (202), and only when both fail the answer is 503 (Graph retries).
 - `WEBHOOK_PATH`, `LIFECYCLE_PATH`, `PERMISSIONS` (the application permissions two-way sync needs, each with
   why), `REVOKE_AFTER`, `consent_url(summary, butler_email)`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -180,7 +183,12 @@ def photo(user_id: int):
 # ---------------------------------------------------------------------------------------------- webhooks
 
 
+MAX_NOTIFICATION_BYTES = 1_000_000
+
+
 def _handshake_or_accept(kind: str):
+    from ..sync import webhook
+
     token = request.args.get("validationToken")
     if token is not None:
         # Graph wants the decoded token back as text/plain within 10 s (graph-facts §4.2).
@@ -190,9 +198,34 @@ def _handshake_or_accept(kind: str):
         response.headers["Content-Type"] = "text/plain; charset=utf-8"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
-    # Processing comes with the sync engine; the body (with its clientState) is never logged.
-    log.info("graph %s notification arrived (%d bytes)", kind, request.content_length or 0)
+    if (request.content_length or 0) > MAX_NOTIFICATION_BYTES:
+        return _problem(413, "too_large", "The notification body is too large.")
+    raw = request.get_data(cache=False)
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return _problem(400, "bad_json", "The body is not JSON.")
+    # Persist first, answer after (Graph wants an answer within 3 s; the work happens in a job). The body
+    # carries the clientState: it is never logged.
+    try:
+        webhook.accept(payload, kind)
+    except webhook.BadPayload as error:
+        return _problem(400, "bad_notification", str(error))
+    except Exception:  # noqa: BLE001 — the database is down or too slow: spill to Redis, else let Graph retry
+        from ..extensions import db
+
+        db.session.rollback()
+        log.exception("webhook: could not store %s notifications", kind)
+        if webhook.spill(raw, kind):
+            return "", 202
+        return _problem(503, "unavailable", "Try again later.")
     return "", 202
+
+
+def _problem(status: int, code: str, message: str):
+    response = make_response(json.dumps({"error": {"code": code, "message": message}}), status)
+    response.headers["Content-Type"] = "application/json"
+    return response
 
 
 @webhooks_bp.post(WEBHOOK_PATH)

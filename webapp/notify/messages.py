@@ -12,6 +12,8 @@ Public API:
 - `event_removed(*, venue, organizer_email, organizer_name, room_names, start_utc, end_utc, subject, reason,
   dedup_key, private=True)` → OutboxMessage: to the organizer only: the event booked more than
   `MAX_SYNCED_ROOMS` synced rooms and was removed; split it.
+- `push_failed(booking, why, dedup_key)`: to the holder and to the active admins (private titles masked for
+  admins): a booking could not be written to Outlook, why, and what happens next.
 - `absolute_url(endpoint, venue=None, **values)` → an absolute link for an email, or "" when no public base
   URL is known. Jobs run outside any request, so the base is the integration's public base URL or the
   `PUBLIC_BASE_URL` setting, never the request's host.
@@ -120,3 +122,27 @@ def event_removed(*, venue, organizer_email: str, organizer_name: str, room_name
     return send_mail(organizer_email, f"Your event booking {len(rooms)} rooms was removed", text, html=html,
                      kind="event_removed", venue_id=venue.id, dedup_key=dedup_key, confidential=private)
 
+
+
+def push_failed(booking, why: str, dedup_key: str) -> OutboxMessage | None:
+    """To the holder (with the title: it is theirs) and, separately, to the active admins (without the title
+    when the booking is private): Roomsync could not write the booking to Outlook, and why."""
+    venue = db.session.get(Venue, booking.venue_id)
+    spaces = ", ".join(s.name for s in booking.spaces) or "its space"
+    when = when_text(booking.start_utc, booking.end_utc, venue.tz)
+    link = absolute_url("sync.health", venue=venue)
+    sent = None
+    if booking.holder is not None and booking.holder.active:
+        text, html = _render("push_failed", name=booking.holder.display_name, title=booking.title or "(no title)",
+                             spaces=spaces, when=when, why=why, for_admins=False, link="")
+        sent = send_mail(booking.holder.email, f"Roomsync could not put your booking of {spaces} in Outlook", text,
+                         html=html, kind="push_failed", venue_id=venue.id, dedup_key=dedup_key + ":holder",
+                         confidential=booking.private)
+    admins = _active_admin_emails()
+    if admins:
+        title = "Private booking" if booking.private else (booking.title or "(no title)")
+        text, html = _render("push_failed", name="", title=title, spaces=spaces, when=when, why=why,
+                             for_admins=True, link=link)
+        sent = send_mail(admins, f"Roomsync: a booking of {spaces} could not be written to Outlook", text,
+                         html=html, kind="push_failed", venue_id=venue.id, dedup_key=dedup_key + ":admins")
+    return sent

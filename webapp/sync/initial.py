@@ -183,8 +183,10 @@ def run_initial_sync(pair_id: int) -> None:
     # transaction that has not read yet). Every transaction of the job reads before it writes, and requests
     # and other workers write all the time: so each begins as the writer, and none stays open across a Graph
     # call (`_release`).
+    from .inbound import inbound_writes
+
     db.session.commit()  # what the caller's session has open began before this
-    with serialised_writes():
+    with serialised_writes(), inbound_writes():  # its writes come from Outlook: nothing to push back
         _run_initial_sync(pair_id)
 
 
@@ -281,6 +283,10 @@ def _finish(ctx: _Run) -> None:
     pair.state = "done"
     pair.state_detail = _summary(ctx)
     audit.record("sync.finished", subject=f"pair:{pair.id}", venue_id=ctx.venue.id, detail=pair.state_detail)
+    from ..jobs import enqueue_after_commit
+    from .subscriptions import ensure_subscription
+
+    enqueue_after_commit(ensure_subscription, pair.id)  # then the pair goes live
     db.session.commit()
     log.info("initial sync of pair %s done: %s", pair.id, pair.state_detail)
 

@@ -8,6 +8,11 @@ Public API:
   broken: why), `created_at`, `updated_at`, `created_by_id` (the admin who paired; kept None if that user
   goes).
 - `PAIR_STATES`, `ACTIVE_STATES` (the states in which a page keeps polling), `STATE_LABELS`.
+- Live sync (issue 6): `Subscription` (the pair's Graph subscription), `InboundNotification` (a change or
+  lifecycle notification as received, persisted before anything else), `OutboundState` (per booking: the
+  push to Outlook it still owes — "pending sync" — or the permanent failure), `SyncIncident` (recent errors
+  per pair with their cause, for the health page). Pair columns for live sync: `delta_link`,
+  `delta_window_start`, `last_notification_at`, `last_reconciled_at`, `last_parity` (JSON of the last audit).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ..extensions import db
 from ..timeutil import UTCDateTime, now_utc
 
 PAIR_STATES = ("queued", "running", "done", "failed", "live", "broken")
+SYNCING_STATES = frozenset({"done", "live"})  # initial sync finished: changes flow both ways
 ACTIVE_STATES = frozenset({"queued", "running"})
 STATE_LABELS = {
     "queued": "Initial sync queued",
@@ -47,6 +53,12 @@ class Pair(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Live sync: the room's calendarView delta round (its link encodes the window it started with).
+    delta_link: Mapped[str | None] = mapped_column(Text)
+    delta_window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_notification_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_parity: Mapped[dict | None] = mapped_column(JSON)
 
     # No backref on Space: the ORM must not try to null out space_id when a space is deleted; the
     # database's cascade removes the pair.
@@ -226,3 +238,96 @@ class SyncPreview(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     space: Mapped[Space] = relationship()
+
+
+# ---------------------------------------------------------------------------------------------- live sync
+
+
+class Subscription(db.Model):
+    """The Graph change-notification subscription of one pair on `users/{room}/events`. `graph_id` is
+    Graph's id; `client_state_hash` the SHA-256 of the random clientState sent with it (the secret itself is
+    only ever in Graph's notifications; we compare digests). `state`: active | failed (creating or renewing
+    failed: `error` says why; the scheduler tries again). `expires_at`: Graph's expirationDateTime."""
+
+    __tablename__ = "sync_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("sync_pairs.id", ondelete="CASCADE"), unique=True)
+    graph_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    client_state_hash: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    pair: Mapped[Pair] = relationship()
+
+
+class InboundNotification(db.Model):
+    """One notification from Graph, stored by the webhook before it answers (so an accepted notification is
+    never lost, and a job that dies leaves it for the next). `kind`: change | lifecycle. `event_id`: the
+    room's event the change names; `lifecycle_event` for lifecycle ones. `state`: new | done | ignored."""
+
+    __tablename__ = "sync_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("sync_pairs.id", ondelete="CASCADE"), index=True)
+    subscription_graph_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10), default="change")
+    change_type: Mapped[str | None] = mapped_column(String(20))
+    event_id: Mapped[str | None] = mapped_column(String(400))
+    lifecycle_event: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, index=True)
+    state: Mapped[str] = mapped_column(String(10), default="new", index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboundState(db.Model):
+    """What Roomsync still owes Outlook for one booking (one row per booking, reused). `state`: pending
+    (a push is queued or waiting for its retry at `next_attempt_at`) | done | failed (permanent: `error`
+    says why, shown to the holder and admins). `wanted_sequence`: the booking's `sequence` the last change
+    asked for; `pushed_sequence`: the one Outlook matches — a push whose booking changed meanwhile pushes
+    again. `attempts` counts failures since the last success."""
+
+    __tablename__ = "sync_outbound"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_uid: Mapped[str] = mapped_column(ForeignKey("bookings.uid", ondelete="CASCADE", deferrable=True,
+                                                        initially="DEFERRED"), unique=True)
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    wanted_sequence: Mapped[int] = mapped_column(default=0)
+    pushed_sequence: Mapped[int | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+INCIDENT_CAUSES = {
+    "room_deleted": "Room deleted",
+    "permission": "Permission revoked",
+    "throttled": "Throttled",
+    "unavailable": "Microsoft 365 unavailable",
+    "subscription": "Subscription",
+    "refused": "Event refused",
+    "outbound": "Could not update Outlook",
+    "other": "Error",
+}
+
+
+class SyncIncident(db.Model):
+    """A recent error of a pair's live sync, with its cause (`INCIDENT_CAUSES`), for the health page."""
+
+    __tablename__ = "sync_incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("sync_pairs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, index=True)
+    cause: Mapped[str] = mapped_column(String(20), default="other")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def cause_label(self) -> str:
+        return INCIDENT_CAUSES.get(self.cause, self.cause)

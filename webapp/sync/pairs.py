@@ -68,9 +68,11 @@ def start_initial_sync(pair_id: int) -> None:
     run_initial_sync(pair_id)
 
 
-def remove_subscription(room_email: str) -> None:
-    """HOOK — deleting the Graph subscription of an unsynced room comes with live sync. For now: nothing."""
-    log.info("unsynced %s: no subscription to remove yet (live sync is not built yet)", room_email)
+def remove_subscription(graph_id: str) -> None:
+    """Job: delete the Graph subscription of an unsynced pair (`subscriptions.delete_subscription`)."""
+    from .subscriptions import delete_subscription
+
+    delete_subscription(graph_id)
 
 
 def notify_admins_pair_broken(pair_id: int) -> None:
@@ -194,8 +196,12 @@ def unsync(pair: Pair, actor: User | None) -> None:
     record("pair.removed", subject=f"pair:{pair_id}", venue_id=pair.venue_id,
            actor_id=actor.id if actor is not None else None,
            detail=f"{pair.space.name} is no longer synced with {pair.room_display_name or room_email}.")
+    from .models import Subscription
+
+    graph_id = db.session.scalar(select(Subscription.graph_id).where(Subscription.pair_id == pair.id))
     db.session.delete(pair)
-    enqueue_after_commit(remove_subscription, room_email)
+    if graph_id:
+        enqueue_after_commit(remove_subscription, graph_id)
     db.session.commit()
     log.info("pair %s (%s) unsynced by user %s", pair_id, room_email, actor.id if actor is not None else None)
 

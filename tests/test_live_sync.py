@@ -1,0 +1,324 @@
+"""Live two-way sync end to end: the sandbox tenant over HTTPS sends real change notifications to a real
+webhook server (a second Roomsync app on the suite's database), which persists them; the tests then run
+the processing job as a worker would (`settle`). Pushes to Outlook run as jobs right after the booking's
+commit (the suite's SYNC_JOBS). Times are real (the sandbox's rooms judge "upcoming" by the wall clock).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from test_initial_sync import (GHOST, PRIYA, ROOM, ROOM_AB, TOM, book, bookings_of, day, meeting,  # noqa: F401
+                               pair_of, room_view, setup)
+from webapp.booking.errors import ValidationError
+from webapp.booking.models import Booking
+from webapp.booking.operations import cancel_booking, input_from_booking, update_booking
+from webapp.extensions import db
+from webapp.graph import graph_client
+from webapp.graph.types import EventDraft, PatternedRecurrence, RecurrencePattern, RecurrenceRange
+from webapp.notify.models import OutboxMessage
+from webapp.sandbox import sandbox_state
+from webapp.sync import inbound, initial, outbound, reconcile, schedule
+from webapp.sync.models import EventLink, InboundNotification, OutboundState, Pair, Subscription, SyncIncident
+
+LONDON = "Europe/London"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def tenant_state(connected):
+    return sandbox_state(connected.server.app)
+
+
+def settle(connected, *pairs, rounds=8) -> int:
+    """Deliver every notification the sandbox owes, then process them as a worker would, until quiet."""
+    state = tenant_state(connected)
+    total = 0
+    for _ in range(rounds):
+        state.delivery.flush(timeout=10)
+        done = sum(inbound.process_notifications(p.id) for p in pairs)
+        total += done
+        db.session.expire_all()
+        if done == 0:
+            state.delivery.flush(timeout=10)
+            if not db.session.scalar(select(func.count()).select_from(InboundNotification)
+                                     .where(InboundNotification.state == "new")):
+                break
+    return total
+
+
+def go_live(space, room=ROOM) -> Pair:
+    pair = pair_of(space, room)
+    initial.run_initial_sync(pair.id)
+    db.session.expire_all()
+    pair = db.session.get(Pair, pair.id)
+    assert pair.state == "live", pair.state_detail
+    return pair
+
+
+def room_events(room=ROOM, days=30):
+    return [e for e in room_view(room, days) if not e.is_cancelled]
+
+
+def live_bookings(space):
+    db.session.expire_all()
+    return bookings_of(space)
+
+
+def outbox(kind):
+    return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)))
+
+
+@pytest.fixture
+def live(setup, connected):
+    pair = go_live(setup["a"])
+    return dict(setup, pair=pair, connected=connected)
+
+
+# ---------------------------------------------------------------------------------------------- subscription
+
+
+def test_a_finished_initial_sync_subscribes_and_goes_live(live):
+    sub = db.session.scalar(select(Subscription).where(Subscription.pair_id == live["pair"].id))
+    assert sub.state == "active" and sub.graph_id and len(sub.client_state_hash) == 64
+    assert sub.expires_at > day(0, 0) + timedelta(days=2)
+    assert graph_client()._send("GET", f"/subscriptions/{sub.graph_id}").json()["resource"].lower() \
+        == f"users/{ROOM}/events"
+
+
+# ---------------------------------------------------------------------------------------------- inbound
+
+
+def test_an_outlook_event_becomes_a_booking_adjusted_and_written_back(live):
+    event = meeting(TOM, "Quick sync", day(1, 13, 53), day(1, 14, 7), attendees=[PRIYA])
+    settle(live["connected"], live["pair"])
+    [booking] = live_bookings(live["a"])
+    assert (booking.start_utc, booking.end_utc) == (day(1, 13, 45), day(1, 14))
+    assert booking.title == "Quick sync" and booking.origin == "microsoft"
+    assert booking.holder.email == TOM and booking.attendees == [PRIYA]
+    organizer_copy = graph_client().get_event(TOM, event.id)
+    assert (organizer_copy.start, organizer_copy.end) == (day(1, 13, 45), day(1, 14))  # written back
+    sequence = booking.sequence
+    settle(live["connected"], live["pair"])  # the write-back's echo changes nothing
+    [again] = live_bookings(live["a"])
+    assert again.sequence == sequence and (again.start_utc, again.end_utc) == (day(1, 13, 45), day(1, 14))
+
+
+def test_private_outlook_events_stay_private_and_moves_and_deletes_follow(live):
+    event = meeting(PRIYA, "Salary talks", day(2, 9), day(2, 9, 30), private=True)
+    settle(live["connected"], live["pair"])
+    [booking] = live_bookings(live["a"])
+    assert booking.private and booking.title == "Salary talks"
+    graph_client().update_event(PRIYA, event.id, EventDraft(start=day(2, 11), end=day(2, 12)))
+    settle(live["connected"], live["pair"])
+    [moved] = live_bookings(live["a"])
+    assert moved.uid == booking.uid and (moved.start_utc, moved.end_utc) == (day(2, 11), day(2, 12))
+    graph_client().cancel_event(PRIYA, event.id)
+    settle(live["connected"], live["pair"])
+    assert live_bookings(live["a"]) == []
+    assert db.session.scalar(select(Booking).where(Booking.uid == booking.uid)).cancelled_at is not None
+
+
+def test_an_outlook_series_with_a_cancelled_occurrence(live):
+    monday = day(7, 10) - timedelta(days=day(7, 10).weekday())
+    recurrence = PatternedRecurrence(
+        pattern=RecurrencePattern(type="weekly", interval=1, days_of_week=(monday.strftime("%A").lower(),)),
+        range=RecurrenceRange(type="numbered", start_date=monday.date(), number_of_occurrences=4))
+    series = meeting(TOM, "Weekly", monday, monday + timedelta(hours=1), recurrence=recurrence)
+    instances = list(graph_client().iter_instances(TOM, series.id, monday - timedelta(days=1),
+                                                   monday + timedelta(days=30)))
+    graph_client().delete_event(TOM, instances[1].id)
+    settle(live["connected"], live["pair"])
+    [booking] = live_bookings(live["a"])
+    assert booking.rrule and [e.cancelled for e in booking.exceptions] == [True]
+    assert booking.exceptions[0].original_start_utc == instances[1].start
+
+
+def test_a_conflict_with_a_space_sharing_booking_is_declined_and_the_organizer_told(live):
+    setup_ = live
+    ours = book(setup_["venue"], setup_["ab"], day(3, 10), day(3, 11), setup_["priya"], title="Board meeting")
+    event = meeting(TOM, "Clashing", day(3, 10, 30), day(3, 11, 30))
+    settle(live["connected"], live["pair"])
+    assert live_bookings(live["a"]) == [] or all(b.uid == ours.uid for b in live_bookings(live["a"]))
+    assert all(e.id != event.id for e in room_events())
+    organizer_copy = graph_client().get_event(TOM, event.id)
+    assert [a.response for a in organizer_copy.room_attendees] == ["declined"]
+    [mail] = outbox("event_refused")
+    assert mail.to == [TOM] and "Board room A+B" in mail.text
+    assert db.session.scalar(select(SyncIncident).where(SyncIncident.cause == "refused")) is not None
+
+
+def test_echoes_and_duplicates_change_nothing(live):
+    meeting(TOM, "Design review", day(1, 10), day(1, 11))
+    settle(live["connected"], live["pair"])
+    [booking] = live_bookings(live["a"])
+    before = (booking.sequence, booking.updated_at)
+    # Replay every notification received so far, twice, in reverse order.
+    rows = list(db.session.scalars(select(InboundNotification).order_by(InboundNotification.id.desc())))
+    for row in rows * 2:
+        db.session.add(InboundNotification(pair_id=row.pair_id, subscription_graph_id=row.subscription_graph_id,
+                                           kind=row.kind, change_type=row.change_type, event_id=row.event_id))
+    db.session.commit()
+    settle(live["connected"], live["pair"])
+    [after] = live_bookings(live["a"])
+    assert (after.sequence, after.updated_at) == before
+
+
+# ---------------------------------------------------------------------------------------------- outbound
+
+
+def test_a_roomsync_booking_becomes_an_event_the_room_accepts(live):
+    booking = book(live["venue"], live["a"], day(1, 15), day(1, 16), live["priya"], title="Planning",
+                   attendees=[TOM])
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking.uid))
+    assert state.state == "done"
+    link = db.session.scalar(select(EventLink).where(EventLink.booking_uid == booking.uid))
+    event = graph_client().get_event(PRIYA, link.organizer_event_id)
+    assert event.subject == "Planning" and event.transaction_id == booking.uid
+    assert {a.email for a in event.attendees} == {TOM, ROOM}
+    settle(live["connected"], live["pair"])
+    [room_copy] = [e for e in room_events() if e.start == day(1, 15)]
+    db.session.expire_all()
+    link = db.session.scalar(select(EventLink).where(EventLink.booking_uid == booking.uid))
+    assert link.room_event_id == room_copy.id
+    [again] = live_bookings(live["a"])
+    assert again.sequence == booking.sequence and again.title == "Planning"  # the echo changed nothing
+
+
+def test_roomsync_edits_and_cancellation_reach_outlook(live):
+    booking = book(live["venue"], live["a"], day(1, 15), day(1, 16), live["priya"], title="Planning")
+    settle(live["connected"], live["pair"])
+    data = input_from_booking(booking)
+    data.start, data.end, data.title, data.private = day(1, 16), day(1, 17), "Planning (moved)", True
+    update_booking(booking, data, actor=live["boss"], bypass_rules=True)
+    link = db.session.scalar(select(EventLink).where(EventLink.booking_uid == booking.uid))
+    event = graph_client().get_event(PRIYA, link.organizer_event_id)
+    assert (event.start, event.end, event.subject, event.is_private) == (day(1, 16), day(1, 17),
+                                                                        "Planning (moved)", True)
+    settle(live["connected"], live["pair"])
+    assert [(e.start, e.end) for e in room_events()] == [(day(1, 16), day(1, 17))]
+    [still] = live_bookings(live["a"])
+    assert still.title == "Planning (moved)" and still.private
+    cancel_booking(db.session.get(Booking, booking.id), actor=live["boss"])
+    settle(live["connected"], live["pair"])
+    assert room_events() == []
+    assert db.session.scalar(select(func.count()).select_from(EventLink)
+                             .where(EventLink.booking_uid == booking.uid)) == 0
+
+
+def test_a_holder_without_a_calendar_cannot_book_a_synced_space(live):
+    with pytest.raises(ValidationError) as refused:
+        book(live["venue"], live["a"], day(1, 9), day(1, 10), live["ghost"])
+    assert "Microsoft 365 calendar" in refused.value.fields["holder_id"]
+    assert live_bookings(live["a"]) == []
+
+
+def test_moving_a_booking_to_an_unsynced_space_takes_the_room_off_the_event(live):
+    booking = book(live["venue"], live["a"], day(1, 15), day(1, 16), live["priya"], title="Planning")
+    settle(live["connected"], live["pair"])
+    data = input_from_booking(booking)
+    data.space_ids = [live["b"].id]
+    update_booking(booking, data, actor=live["boss"], bypass_rules=True)
+    settle(live["connected"], live["pair"])
+    assert room_events() == []
+    db.session.expire_all()
+    assert [s.name for s in db.session.get(Booking, booking.id).spaces] == ["Board room B"]
+
+
+def test_the_race_roomsync_wins_and_the_outlook_booking_is_declined(live):
+    # Outlook books the slot; before its notification is processed, Roomsync books the same slot.
+    theirs = meeting(TOM, "Outlook first", day(4, 10), day(4, 11))
+    tenant_state(live["connected"]).delivery.flush(timeout=10)  # stored, not processed yet
+    ours = book(live["venue"], live["a"], day(4, 10), day(4, 11), live["priya"], title="Roomsync wins")
+    settle(live["connected"], live["pair"])
+    assert [b.uid for b in live_bookings(live["a"])] == [ours.uid]
+    [room_copy] = room_events()
+    assert room_copy.ical_uid == db.session.scalar(select(EventLink.ical_uid).where(EventLink.booking_uid == ours.uid))
+    assert [a.response for a in graph_client().get_event(TOM, theirs.id).room_attendees] == ["declined"]
+    assert len(outbox("event_refused")) == 1
+
+
+def test_provider_failures_keep_the_push_pending_then_it_lands(live):
+    live_admin = live["admin"]
+    live_admin.faults({"errors": [{"status": 503, "share": 1.0, "path": "/events"}]})
+    booking = book(live["venue"], live["a"], day(1, 15), day(1, 16), live["priya"], title="Stormy")
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking.uid))
+    assert state.state == "pending" and state.attempts == 1 and state.next_attempt_at is not None
+    assert db.session.scalar(select(Booking).where(Booking.uid == booking.uid)).cancelled_at is None  # never lost
+    live_admin.clear_faults()
+    state.next_attempt_at = day(0, 0)
+    db.session.commit()
+    queued = []
+    schedule_queue = type("Q", (), {"enqueue": lambda self, f, *a, **k: queued.append((f, a))})()
+    import webapp.jobs as jobs
+
+    original = jobs.queue
+    jobs.queue = lambda: schedule_queue
+    try:
+        schedule.sweep_live_sync()
+    finally:
+        jobs.queue = original
+    assert (outbound.push_booking, (booking.uid,)) in queued
+    outbound.push_booking(booking.uid)
+    db.session.expire_all()
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking.uid))
+    assert state.state == "done" and state.attempts == 0
+    settle(live["connected"], live["pair"])
+    assert [e.start for e in room_events()] == [day(1, 15)]
+
+
+# ---------------------------------------------------------------------------------------------- webhook
+
+
+def test_the_webhook_refuses_a_wrong_client_state_and_bad_bodies(live, client):
+    sub = db.session.scalar(select(Subscription).where(Subscription.pair_id == live["pair"].id))
+    body = {"value": [{"subscriptionId": sub.graph_id, "clientState": "not-the-secret", "changeType": "created",
+                       "resource": f"Users/x/Events/abc", "resourceData": {"id": "abc"}}]}
+    assert client.post("/webhooks/graph", json=body).status_code == 202
+    assert db.session.scalar(select(func.count()).select_from(InboundNotification)) == 0
+    bad = client.post("/webhooks/graph", data="not json", content_type="application/json")
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "bad_json"
+    shape = client.post("/webhooks/graph", json={"value": "nope"})
+    assert shape.status_code == 400 and shape.get_json()["error"]["code"] == "bad_notification"
+    token = "Validation: Testing client application reachability for subscription Request-Id: 1"
+    handshake = client.post("/webhooks/graph", query_string={"validationToken": token})
+    assert handshake.status_code == 200 and handshake.get_data(as_text=True) == token
+
+
+def test_dropped_notifications_are_repaired_by_the_reconcile(live):
+    live["admin"].faults({"notifications": {"drop": 1.0}})
+    event = meeting(TOM, "Lost in transit", day(2, 14), day(2, 15))
+    settle(live["connected"], live["pair"])
+    assert live_bookings(live["a"]) == []
+    live["admin"].clear_faults()
+    result = reconcile.reconcile_pair(live["pair"].id)
+    assert result.full and result.outcomes.get("created") == 1 and result.differences == 0
+    [booking] = live_bookings(live["a"])
+    assert booking.title == "Lost in transit"
+    # Deleted while notifications are lost: the next (incremental) round sees it gone.
+    live["admin"].faults({"notifications": {"drop": 1.0}})
+    graph_client().cancel_event(TOM, event.id)
+    live["admin"].clear_faults()
+    again = reconcile.reconcile_pair(live["pair"].id)
+    assert not again.full and again.differences == 0
+    assert live_bookings(live["a"]) == []
+
+
+def test_subscription_removed_is_recreated_and_reconciled(live):
+    sub = db.session.scalar(select(Subscription).where(Subscription.pair_id == live["pair"].id))
+    old = sub.graph_id
+    requests_session = live["admin"].http
+    response = requests_session.post(live["admin"].url + f"/subscriptions/{old}/remove", timeout=10)
+    assert response.status_code < 300
+    settle(live["connected"], live["pair"])
+    db.session.expire_all()
+    sub = db.session.scalar(select(Subscription).where(Subscription.pair_id == live["pair"].id))
+    assert sub.graph_id != old and sub.state == "active"
+    meeting(TOM, "After the removal", day(2, 10), day(2, 11))
+    settle(live["connected"], live["pair"])
+    assert [b.title for b in live_bookings(live["a"])] == ["After the removal"]

@@ -1,0 +1,640 @@
+"""Inbound live sync (Outlook → Roomsync): one room event at a time, made true in Roomsync.
+
+Public API:
+- `process_notifications(pair_id)`: job, queued by the webhook after it persisted a pair's notifications
+  (and by `schedule.sweep` for rows left behind). Takes the pair's unprocessed `InboundNotification` rows in
+  arrival order, de-duplicates them by event, runs `sync_room_event` once per event and lifecycle handling
+  once per kind, and marks the rows done — each event's rows commit with its effects. One worker at a time
+  per pair (a Redis lock; a second worker leaves, the first re-checks before it lets go).
+- `sync_room_event(pair_id, event_id, *, deleted=False, event=None)` → what happened ("created", "updated",
+  "unchanged", "refused", "removed", "gone", "skipped"): reads the room's copy (unless `event` is given or the
+  notification said deleted), its series master for an occurrence, the organizer's copy (by iCalUId: the room's
+  copy has its subject and private flag stripped), a series' instances; decides with `plan.decide` (the same
+  table as the initial sync: >10 paired rooms → removed, overnight → refused, otherwise imported and adjusted
+  to the grid); then creates, replaces or cancels the booking. Reconcile (`reconcile.py`) calls it too.
+- `LiveContext` / `live_context(pair_id)`.
+
+Rules (issue 6, DESIGN "The sync, in one page"):
+- Idempotent: the booking an event makes has a uid derived from (room, event id), so two workers or a replay
+  cannot make two; a room copy whose changeKey is the one last seen changes nothing (echoes of our own writes
+  and duplicated notifications stop there, after one Graph call); otherwise the decision is compared with the
+  booking field by field and occurrence by occurrence, and an equal one changes nothing.
+- A booking Roomsync pushed is found by its link (the room's event id once known, else the meeting's
+  iCalUId on this room) and is updated like any other: the organizer changed it in Outlook.
+- Venue rules are not applied; overlaps and space-sharing are. A conflict refuses the Outlook event: the
+  room declines it with the reason, the organizer is emailed, an existing booking it would have changed is
+  cancelled (nothing half-applied stays behind), and Roomsync's conflicting bookings are pushed again so the
+  room (which declined them while the Outlook event held the slot: the race) accepts them now.
+- Adjusted times and shortened series are written back to the organizer's event (its next notification
+  is then an echo). Deleted/cancelled events, and rooms removed from an event, cancel the booking or drop
+  this space from it. Writes made here never queue outbound pushes of the same change (`INBOUND_FLAG`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit
+from ..auth.models import User
+from ..booking.errors import BookingError, ConflictError
+from ..booking.models import Booking, Space, Venue
+from ..booking.operations import (BookingInput, ExceptionInput, cancel_booking, create_booking, expand,
+                                  occurrence_times, replace_booking)
+from ..extensions import db
+from ..graph.errors import GraphError, NotFound
+from ..graph.types import EventDraft
+from ..timeutil import localize, now_utc, to_local
+from .models import SYNCING_STATES, EventLink, InboundNotification, Pair
+from .plan import HORIZON_DAYS, Decision, DecisionContext, RoomItem, decide, holder_email
+
+log = logging.getLogger(__name__)
+
+INBOUND_FLAG = "roomsync_sync_inbound"  # session.info key: writes made by the inbound sync
+_NAMESPACE = uuid.UUID("0d6a3c4e-8f7b-4c3e-9a51-6f0e2b7d9c13")
+DEFAULT_SUBJECTS = ("Booking", "Internal booking")  # what outbound writes for an untitled booking
+
+
+@dataclass
+class LiveContext:
+    pair: Pair
+    venue: Venue
+    space: Space
+    graph: object
+    butler: str | None
+    paired: frozenset[str]
+    holders: dict = field(default_factory=dict)
+
+    @property
+    def room(self) -> str:
+        return self.pair.room_email
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.venue.tz
+
+    @property
+    def today_start(self) -> datetime:
+        local_today = to_local(now_utc(), self.tz).date()
+        return localize(datetime.combine(local_today, datetime.min.time()), self.tz)
+
+    @property
+    def horizon_date(self) -> date:
+        return to_local(now_utc(), self.tz).date() + timedelta(days=HORIZON_DAYS)
+
+    @property
+    def horizon(self) -> datetime:
+        return localize(datetime.combine(self.horizon_date, datetime.min.time()), self.tz)
+
+
+def live_context(pair_id: int, graph=None) -> LiveContext | None:
+    from ..graph import graph_client
+    from ..integration.operations import settings_for
+
+    pair = db.session.get(Pair, pair_id)
+    if pair is None or pair.state not in SYNCING_STATES:
+        return None
+    venue = db.session.get(Venue, pair.venue_id)
+    settings = settings_for(venue)
+    paired = frozenset(db.session.scalars(select(Pair.room_email).where(Pair.venue_id == venue.id)))
+    return LiveContext(pair=pair, venue=venue, space=pair.space, graph=graph or graph_client(),
+                       butler=(settings.butler_email or "").lower() or None if settings else None, paired=paired)
+
+
+@contextmanager
+def inbound_writes():
+    """Mark the session's writes as the inbound sync's, so the outbound receiver leaves them alone."""
+    session = db.session()
+    session.info[INBOUND_FLAG] = True
+    try:
+        yield
+    finally:
+        session.info.pop(INBOUND_FLAG, None)
+
+
+def booking_uid_for(room_email: str, event_id: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{room_email.lower()}\n{event_id}"))
+
+
+# ---------------------------------------------------------------------------------------------- the job
+
+
+def process_notifications(pair_id: int) -> int:
+    """Job: process the pair's new notifications. Returns how many events were synced."""
+    from ..db_engine import job_transactions
+    from .locks import pair_lock
+
+    with job_transactions():
+        return _process(pair_id, pair_lock)
+
+
+def _process(pair_id: int, pair_lock) -> int:
+    done = 0
+    while True:
+        with pair_lock("inbound", pair_id) as acquired:
+            if not acquired:
+                return done  # another worker holds the pair; it re-checks for new rows before it lets go
+            done += _drain(pair_id)
+        # Rows that arrived while we held the lock and whose own job found it taken: take them now.
+        if not _has_new(pair_id):
+            return done
+
+
+def _has_new(pair_id: int) -> bool:
+    return db.session.scalar(select(InboundNotification.id).where(
+        InboundNotification.pair_id == pair_id, InboundNotification.state == "new").limit(1)) is not None
+
+
+def _drain(pair_id: int) -> int:
+    from .subscriptions import handle_lifecycle
+
+    synced = 0
+    while True:
+        rows = list(db.session.scalars(select(InboundNotification).where(
+            InboundNotification.pair_id == pair_id, InboundNotification.state == "new")
+            .order_by(InboundNotification.id).limit(200)))
+        if not rows:
+            return synced
+        ctx = live_context(pair_id)
+        if ctx is None:  # unsynced or not live: nothing to apply them to
+            _mark([r.id for r in rows], "ignored")
+            continue
+        lifecycle = [r for r in rows if r.kind == "lifecycle"]
+        changes: dict[str, list[InboundNotification]] = {}
+        for row in rows:
+            if row.kind == "change" and row.event_id:
+                changes.setdefault(row.event_id, []).append(row)
+        for row in rows:
+            if row.kind == "change" and not row.event_id:
+                _mark([row.id], "ignored")
+        for event_id, same in changes.items():
+            # Graph's notifications say what happened, not in what order: the calendar is the truth, read
+            # now. Only a batch whose last word is "deleted" may skip the read.
+            deleted = same[-1].change_type == "deleted"
+            sync_room_event(pair_id, event_id, deleted=deleted, ctx=ctx)
+            _mark([r.id for r in same], "done")
+            synced += 1
+        for event in dict.fromkeys(r.lifecycle_event for r in lifecycle):
+            handle_lifecycle(pair_id, event or "")
+        if lifecycle:
+            _mark([r.id for r in lifecycle], "done")
+
+
+def _mark(ids: list[int], state: str) -> None:
+    if ids:
+        db.session.execute(update(InboundNotification).where(InboundNotification.id.in_(ids))
+                           .values(state=state, processed_at=now_utc()))
+    db.session.commit()
+
+
+# ---------------------------------------------------------------------------------------------- one event
+
+
+def sync_room_event(pair_id: int, event_id: str, *, deleted: bool = False, event=None,
+                    ctx: LiveContext | None = None) -> str:
+    ctx = ctx or live_context(pair_id)
+    if ctx is None:
+        return "skipped"
+    db.session.expire_all()  # other processes write bookings and links between events
+    with inbound_writes():
+        return _sync(ctx, event_id, deleted, event)
+
+
+def _read(ctx: LiveContext, event_id: str):
+    db.session.commit()  # never hold a transaction (on SQLite: the write lock) across a Graph call
+    try:
+        return ctx.graph.get_event(ctx.room, event_id)
+    except NotFound:
+        return None
+
+
+def _sync(ctx: LiveContext, event_id: str, deleted: bool, event) -> str:
+    if event is None and not deleted:
+        event = _read(ctx, event_id)
+    if event is not None and event.type in ("occurrence", "exception") and event.series_master_id:
+        event_id = event.series_master_id
+        event = _read(ctx, event_id)
+    if event is None or event.is_cancelled:
+        return _gone(ctx, event_id if event is None else event.id)
+    link = _link_for(ctx, event)
+    if link is not None and link.room_change_key and link.room_change_key == event.change_key:
+        return "unchanged"
+    booking = _booking_of(link)
+    if link is not None and booking is None:  # its booking was cancelled in Roomsync meanwhile
+        return "unchanged"
+    organizer_copy = _organizer_copy(ctx, event)
+    window_start = ctx.today_start if booking is None else min(ctx.today_start, booking.start_utc)
+    if event.type == "seriesMaster":
+        db.session.commit()
+        instances = tuple(sorted(ctx.graph.iter_instances(ctx.room, event.id, window_start, ctx.horizon),
+                                 key=lambda e: (e.start, e.id)))
+        instances = tuple(i for i in instances if not i.is_cancelled)
+    else:
+        if booking is None and event.end <= window_start:
+            return "skipped"  # an event already over: history is not imported (as in the initial sync)
+        instances = (event,)
+    item = RoomItem(key=event.id, room_event=event, instances=instances, organizer_copy=organizer_copy)
+    decision = decide(item, DecisionContext(tz=ctx.tz, step_minutes=ctx.venue.granularity_minutes,
+                                            allow_overnight=ctx.venue.allow_overnight, paired_rooms=ctx.paired,
+                                            room_email=ctx.room, window_start=window_start,
+                                            horizon_date=ctx.horizon_date))
+    return _apply(ctx, item, decision, link, booking)
+
+
+def _link_for(ctx: LiveContext, event) -> EventLink | None:
+    link = db.session.scalar(select(EventLink).where(EventLink.room_email == ctx.room,
+                                                     EventLink.room_event_id == event.id))
+    if link is None and event.ical_uid:
+        # A booking Roomsync pushed: its room copy's id is learnt from this first notification.
+        link = db.session.scalar(select(EventLink).where(EventLink.room_email == ctx.room,
+                                                         EventLink.room_event_id.is_(None),
+                                                         EventLink.ical_uid == event.ical_uid))
+        if link is not None:
+            link.room_event_id = event.id
+    return link
+
+
+def _booking_of(link: EventLink | None) -> Booking | None:
+    if link is None:
+        return None
+    booking = db.session.scalar(select(Booking).where(Booking.uid == link.booking_uid))
+    return booking if booking is not None and booking.cancelled_at is None else None
+
+
+def _organizer_copy(ctx: LiveContext, event):
+    organizer = (event.organizer_email or "").lower()
+    if not organizer or organizer == ctx.room or not event.ical_uid:
+        return None
+    db.session.commit()
+    try:
+        found = ctx.graph.find_events_by_ical_uid(organizer, event.ical_uid)
+    except GraphError:
+        return None  # an external organizer or a mailbox we cannot read: the room's copy stands in
+    found = [e for e in found if e.type in ("singleInstance", "seriesMaster")]
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------------------------------------- applying
+
+
+def _holder(ctx: LiveContext, item: RoomItem) -> User | None:
+    email = holder_email(item, ctx.room)
+    if email is None or email == ctx.butler:
+        return None
+    if email not in ctx.holders:
+        from ..integration.operations import user_for_provider_identity
+
+        ctx.holders[email] = user_for_provider_identity(email, display_name=item.organizer_name)
+        db.session.commit()
+    return ctx.holders[email]
+
+
+def _people(item: RoomItem, holder: User | None) -> list[str]:
+    source = item.organizer_copy or item.room_event
+    skip = {holder.email.lower()} if holder is not None else set()
+    return [a.email.lower() for a in source.attendees
+            if a.type != "resource" and a.email and a.email.lower() not in skip][:200]
+
+
+def _title(item: RoomItem, booking: Booking | None) -> str:
+    title = item.title
+    if booking is not None and not booking.title and title in DEFAULT_SUBJECTS:
+        return ""  # our own placeholder for an untitled booking, echoed back
+    return title
+
+
+def _input(ctx: LiveContext, item: RoomItem, decision: Decision, booking: Booking | None,
+           holder: User | None) -> BookingInput:
+    source = item.organizer_copy or item.room_event
+    space_ids = [s.id for s in booking.spaces] if booking is not None else []
+    if ctx.space.id not in space_ids:
+        space_ids.append(ctx.space.id)
+    kind = "regular" if holder is not None else (booking.kind if booking is not None and booking.kind != "regular"
+                                                 else "internal")
+    return BookingInput(space_ids=space_ids, start=decision.slot.start, end=decision.slot.end,
+                        title=_title(item, booking), private=item.private, kind=kind,
+                        description=booking.description if booking is not None else "",
+                        attendees=_people(item, holder), rrule=decision.rrule,
+                        custom_fields=dict(booking.custom_fields or {}) if booking is not None else {},
+                        holder_id=holder.id if holder is not None else None,
+                        online_meeting=bool(source.is_online_meeting))
+
+
+@dataclass
+class _Exc:
+    source: ExceptionInput
+
+    original_start_utc = property(lambda self: self.source.original_start)
+    cancelled = property(lambda self: self.source.cancelled)
+    start_utc = property(lambda self: self.source.start)
+    end_utc = property(lambda self: self.source.end)
+    title = property(lambda self: self.source.title)
+
+
+def _same(ctx: LiveContext, booking: Booking, data: BookingInput, exceptions, join_url) -> bool:
+    if (booking.title, booking.private, booking.kind, booking.holder_id, bool(booking.online_meeting)) != (
+            data.title, bool(data.private), data.kind, data.holder_id, bool(data.online_meeting)):
+        return False
+    if sorted(booking.attendees or []) != sorted(data.attendees) or (join_url and booking.join_url != join_url):
+        return False
+    if sorted(s.id for s in booking.spaces) != sorted(data.space_ids):
+        return False
+    wanted = [(o.start, o.end) for o in expand(ctx.tz, data.start, data.end, data.rrule,
+                                                [_Exc(e) for e in exceptions]) if not o.cancelled]
+    have = [(o.start, o.end) for o in occurrence_times(booking) if not o.cancelled]
+    return wanted == have and bool(booking.rrule) == bool(data.rrule)
+
+
+def _link_rows(ctx: LiveContext, item: RoomItem, uid: str, link: EventLink | None):
+    organizer = item.organizer_copy
+
+    def rows(booking: Booking) -> None:
+        target = link
+        if target is None:
+            target = EventLink(booking_uid=uid, kind="two_way", room_email=ctx.room, room_event_id=item.key)
+            db.session.add(target)
+        target.room_event_id = item.key
+        target.organizer_email = item.organizer_email
+        if organizer is not None:
+            target.organizer_event_id = organizer.id
+            target.organizer_change_key = organizer.change_key
+        target.ical_uid = (organizer or item.room_event).ical_uid
+        target.room_change_key = item.room_event.change_key
+        source = organizer or item.room_event
+        if source.join_url:
+            booking.join_url = source.join_url
+
+    return rows
+
+
+def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink | None,
+           booking: Booking | None) -> str:
+    if decision.action == "remove":
+        return _remove(ctx, item, decision, booking, link)
+    if decision.action == "refuse":
+        slot = decision.slot
+        return _refuse(ctx, item, decision.reason, slot.start if slot else item.first.start,
+                       slot.end if slot else item.first.end, booking, link)
+    if decision.action == "skip":
+        if booking is not None:
+            _cancel(ctx, booking, link, "Every upcoming occurrence was cancelled in Outlook.")
+        return "skipped"
+    if decision.singles:
+        return _apply_singles(ctx, item, decision)
+    holder = _holder(ctx, item)
+    data = _input(ctx, item, decision, booking, holder)
+    exceptions = tuple(decision.exceptions)
+    source = item.organizer_copy or item.room_event
+    if booking is None:
+        uid = booking_uid_for(ctx.room, item.key)
+        if db.session.scalar(select(Booking.id).where(Booking.uid == uid)) is not None:
+            return "unchanged"  # made by a concurrent run, or cancelled in Roomsync: not brought back
+        try:
+            create_booking(ctx.venue, data, actor=None, origin="microsoft", bypass_rules=True, uid=uid,
+                           exceptions=exceptions, ignore_sync_freeze=True,
+                           also_write=_link_rows(ctx, item, uid, None))
+        except ConflictError as error:
+            return _refuse(ctx, item, _conflict_reason(ctx, error), data.start, data.end, None, None,
+                           conflicts=error.conflicts)
+        except IntegrityError:
+            db.session.rollback()
+            return "unchanged"
+        except BookingError as error:
+            return _refuse(ctx, item, f"Roomsync cannot hold it: {error}", data.start, data.end, None, None)
+        _audit(ctx, "sync.inbound.created", f"Booked from Outlook: {_who(item)} at {_when(ctx, data.start, data.end)}.")
+        db.session.commit()
+        _write_back(ctx, item, decision)
+        return "created"
+    if _same(ctx, booking, data, exceptions, source.join_url):
+        _link_rows(ctx, item, booking.uid, link)(booking)
+        db.session.commit()
+        _write_back(ctx, item, decision)
+        return "unchanged"
+    try:
+        replace_booking(booking, data, exceptions=exceptions, actor=None, origin="microsoft",
+                        also_write=_link_rows(ctx, item, booking.uid, link))
+    except ConflictError as error:
+        return _refuse(ctx, item, _conflict_reason(ctx, error), data.start, data.end, booking, link,
+                       conflicts=error.conflicts)
+    except BookingError as error:
+        return _refuse(ctx, item, f"Roomsync cannot hold it: {error}", data.start, data.end, booking, link)
+    _audit(ctx, "sync.inbound.updated", f"Changed in Outlook: {_who(item)} now at {_when(ctx, data.start, data.end)}.")
+    db.session.commit()
+    _write_back(ctx, item, decision)
+    return "updated"
+
+
+def _apply_singles(ctx: LiveContext, item: RoomItem, decision: Decision) -> str:
+    """A series whose pattern Roomsync cannot express: one booking per upcoming instance, each linked by the
+    instance's id; instances gone from the series lose their booking."""
+    holder = _holder(ctx, item)
+    wanted = {slot.key: slot for slot in decision.singles}
+    ical = (item.organizer_copy or item.room_event).ical_uid
+    existing = {l.room_event_id: l for l in db.session.scalars(select(EventLink).where(
+        EventLink.room_email == ctx.room, EventLink.ical_uid == ical))} if ical else {}
+    for key, link in existing.items():
+        if key not in wanted and key != item.key:
+            booking = _booking_of(link)
+            if booking is not None:
+                _cancel(ctx, booking, link, "The occurrence was removed in Outlook.")
+    for key, slot in wanted.items():
+        link = existing.get(key)
+        booking = _booking_of(link)
+        one = Decision("import", slot=slot)
+        data = _input(ctx, item, one, booking, holder)
+        single_item = RoomItem(key=key, room_event=item.room_event, instances=(), organizer_copy=item.organizer_copy)
+        if booking is None:
+            uid = booking_uid_for(ctx.room, key)
+            if db.session.scalar(select(Booking.id).where(Booking.uid == uid)) is not None:
+                continue
+            try:
+                create_booking(ctx.venue, data, actor=None, origin="microsoft", bypass_rules=True, uid=uid,
+                               ignore_sync_freeze=True, also_write=_link_rows(ctx, single_item, uid, None))
+            except ConflictError as error:
+                _refuse(ctx, single_item, _conflict_reason(ctx, error), slot.start, slot.end, None, None,
+                        conflicts=error.conflicts, decline_id=key)
+        elif not _same(ctx, booking, data, (), None):
+            try:
+                replace_booking(booking, data, also_write=_link_rows(ctx, single_item, booking.uid, link))
+            except ConflictError as error:
+                _refuse(ctx, single_item, _conflict_reason(ctx, error), slot.start, slot.end, booking, link,
+                        conflicts=error.conflicts, decline_id=key)
+    db.session.commit()
+    return "updated"
+
+
+def _write_back(ctx: LiveContext, item: RoomItem, decision: Decision) -> None:
+    """PATCH the organizer's event to the adjusted times (or the shortened series), as the initial sync does."""
+    from .initial import _apply_exceptions, _write_back_plan
+    from .recurrence_map import shortened_graph_range
+
+    if decision.slot is None:
+        return
+    plan = _write_back_plan(ctx, item, item.key, decision.slot, decision)
+    if not plan:
+        return
+    recurrence = None
+    if plan.get("until"):
+        master = ctx.graph.get_event(plan["mailbox"], plan["event_id"])
+        if master.recurrence is not None:
+            recurrence = shortened_graph_range(master.recurrence, date.fromisoformat(plan["until"]))
+    draft = EventDraft(start=datetime.fromisoformat(plan["start"]) if plan.get("start") else None,
+                       end=datetime.fromisoformat(plan["end"]) if plan.get("end") else None,
+                       recurrence=recurrence, time_zone=ctx.venue.timezone if item.is_series else None)
+    try:
+        ctx.graph.update_event(plan["mailbox"], plan["event_id"], draft)
+    except NotFound:
+        return
+    if item.is_series:
+        _apply_exceptions(ctx, booking_uid_for(ctx.room, item.key) if not _linked_uid(ctx, item) else
+                          _linked_uid(ctx, item), plan["mailbox"], plan["event_id"])
+
+
+def _linked_uid(ctx: LiveContext, item: RoomItem) -> str | None:
+    return db.session.scalar(select(EventLink.booking_uid).where(EventLink.room_email == ctx.room,
+                                                                 EventLink.room_event_id == item.key))
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+
+def _conflict_reason(ctx: LiveContext, error: ConflictError) -> str:
+    from .initial import _conflict_reason as reason
+
+    return reason(ctx, error)
+
+
+def _refuse(ctx: LiveContext, item: RoomItem, reason: str, start, end, booking: Booking | None,
+            link: EventLink | None, *, conflicts=(), decline_id: str | None = None) -> str:
+    """Decline as the room with the reason, email the organizer, cancel what this event had made; then push
+    the Roomsync bookings it collided with again (the room may have declined them while it held the slot)."""
+    from .health import record_incident
+
+    db.session.rollback()
+    if booking is not None:
+        booking = db.session.scalar(select(Booking).where(Booking.uid == booking.uid))
+        _cancel(ctx, booking, link and db.session.get(EventLink, link.id), f"Refused: {reason}")
+    record_incident(ctx.pair.id, f"Declined an event of {_who(item)} at {_when(ctx, start, end)}: {reason}",
+                    cause="refused")
+    _audit(ctx, "sync.inbound.refused", f"Declined an event of {_who(item)} at {_when(ctx, start, end)}: {reason}")
+    _email(ctx, item, "refused", reason, start, end)
+    db.session.commit()
+    try:
+        ctx.graph.decline_event(ctx.room, decline_id or item.key, comment=f"Declined by Roomsync: {reason}",
+                                send_response=True)
+    except NotFound:
+        pass
+    _repush(ctx, conflicts)
+    return "refused"
+
+
+def _repush(ctx: LiveContext, conflicts) -> None:
+    from .outbound import request_push
+
+    ids = {getattr(c, "booking_id", None) for c in conflicts} - {None}
+    for booking in db.session.scalars(select(Booking).where(Booking.id.in_(ids))) if ids else ():
+        if booking.origin == "roomsync" or booking.kind != "regular":
+            request_push(booking, reason="race")
+    db.session.commit()
+
+
+def _remove(ctx: LiveContext, item: RoomItem, decision: Decision, booking: Booking | None,
+            link: EventLink | None) -> str:
+    first = item.first
+    if booking is not None:
+        _cancel(ctx, booking, link, decision.reason)
+    _audit(ctx, "sync.inbound.removed", f"Removed an event of {_who(item)} booking {len(decision.paired_rooms)} "
+                                        "synced rooms.")
+    _email(ctx, item, "removed", decision.reason, first.start, first.end, rooms=decision.paired_rooms)
+    db.session.commit()
+    try:
+        if item.organizer_copy is not None:
+            ctx.graph.cancel_event(item.organizer_email, item.organizer_copy.id,
+                                   comment=f"Cancelled by Roomsync: {decision.reason}")
+        else:
+            ctx.graph.decline_event(ctx.room, item.key, comment=f"Declined by Roomsync: {decision.reason}")
+    except NotFound:
+        pass
+    return "removed"
+
+
+def _email(ctx: LiveContext, item: RoomItem, what: str, reason: str, start, end, rooms=()) -> None:
+    from ..notify import messages
+
+    email = holder_email(item, ctx.room)
+    if not email or email == ctx.butler:
+        return
+    key = f"live:{ctx.room}:{item.key}:{item.room_event.change_key}:{what}"
+    common = dict(venue=ctx.venue, organizer_email=email, organizer_name=item.organizer_name, start_utc=start,
+                  end_utc=end, subject=item.title, reason=reason, dedup_key=key, private=item.private)
+    if what == "removed":
+        messages.event_removed(room_names=list(rooms), **common)
+    else:
+        messages.event_refused(room_name=ctx.pair.room_display_name or ctx.room, **common)
+
+
+# ---------------------------------------------------------------------------------------------- removals
+
+
+def _gone(ctx: LiveContext, event_id: str) -> str:
+    """The room's event is gone (deleted, cancelled, the room removed from it, or declined)."""
+    links = list(db.session.scalars(select(EventLink).where(EventLink.room_email == ctx.room,
+                                                            EventLink.room_event_id == event_id)))
+    if not links:
+        return "gone"
+    for link in links:
+        booking = _booking_of(link)
+        if booking is None:
+            db.session.delete(link)
+            continue
+        _cancel(ctx, booking, link, "Cancelled in Outlook.")
+    db.session.commit()
+    return "gone"
+
+
+def _cancel(ctx: LiveContext, booking: Booking, link: EventLink | None, why: str) -> None:
+    """Cancel the booking — or, when it also holds other spaces, take only this space out of it."""
+    if link is not None:
+        db.session.delete(link)
+    if booking is None or booking.cancelled_at is not None:
+        db.session.commit()
+        return
+    others = [s.id for s in booking.spaces if s.id != ctx.space.id]
+    if ctx.space.id not in {s.id for s in booking.spaces}:
+        db.session.commit()
+        return
+    if others:
+        from ..booking.operations import input_from_booking
+
+        data = input_from_booking(booking)
+        data.space_ids = others
+        from ..booking.operations import update_booking
+
+        update_booking(booking, data, actor=None, origin="microsoft", bypass_rules=True, ignore_sync_freeze=True)
+    else:
+        cancel_booking(booking, actor=None, origin="microsoft", ignore_sync_freeze=True)
+    _audit(ctx, "sync.inbound.cancelled", f"{why} ({_when(ctx, booking.start_utc, booking.end_utc)})")
+    db.session.commit()
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _who(item: RoomItem) -> str:
+    return item.organizer_name or "an organizer"
+
+
+def _when(ctx: LiveContext, start, end) -> str:
+    a, b = to_local(start, ctx.tz), to_local(end, ctx.tz)
+    return f"{a:%a %d %b %Y %H:%M}–{b:%H:%M}"
+
+
+def _audit(ctx: LiveContext, action: str, detail: str) -> None:
+    audit.record(action, subject=f"pair:{ctx.pair.id}", venue_id=ctx.venue.id, detail=detail)

@@ -1,0 +1,364 @@
+"""Outbound live sync (Roomsync → Outlook): a booking on a paired space becomes its holder's event.
+
+Public API:
+- `on_booking_changed(session, booking_id, change, scope)`: the `signals.booking_changed` receiver
+  (connected by `init_app`). Inside the booking's own transaction: refuses (ValidationError on
+  `holder_id`) a booking of a paired space whose holder has no active Microsoft 365 calendar, then records
+  that the booking owes Outlook a push (`OutboundState` "pending": the booking shows "pending sync") and
+  queues `push_booking` after the commit. Writes of the inbound and initial syncs (`inbound.INBOUND_FLAG`)
+  are left alone: they come from Outlook.
+- `request_push(booking, reason="")`: the same record-and-queue for callers outside an operation.
+- `push_booking(booking_uid)`: job. Makes Outlook match the booking as it is now (state, not operations, so
+  a retried or duplicated push is harmless and coalesces any number of edits):
+  | booking                                  | event       | action                                    |
+  |------------------------------------------|-------------|-------------------------------------------|
+  | live, on paired spaces                   | none        | create on the holder's (butler's) calendar |
+  |                                          |             | with `transactionId` = uid, rooms as       |
+  |                                          |             | resource attendees                         |
+  | live, on paired spaces                   | exists      | PATCH everything; series exceptions        |
+  | live, no paired space left               | exists      | PATCH: the rooms leave the attendees       |
+  | cancelled                                | exists      | cancel it (organizer) — or delete (butler) |
+  | holder changed                           | exists      | cancel the old one, create on the new      |
+  Series are written with their pattern in the venue's zone, then their cancelled and moved occurrences
+  (`initial._apply_exceptions`). Links (`EventLink`, one per room) are added and removed to match.
+  Transient failures (throttling, 5xx, connection) keep the push pending with a back-off (`BACKOFF`) and
+  raise; after `MAX_ATTEMPTS`, or at once for a permanent refusal (the mailbox is gone, Outlook rejects the
+  request), the state becomes "failed": the holder and the admins are emailed and the health page shows it.
+- `due_pushes()` → uids whose retry time has come (the sweeper re-queues them); `pending_state(uids)` →
+  {uid: OutboundState} for pages.
+- `init_app(app)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from .. import audit
+from ..auth.models import User
+from ..booking.errors import ValidationError
+from ..booking.models import Booking, Space
+from ..extensions import db
+from ..graph.errors import (AuthFailed, BadRequest, ConnectionFailed, GraphError, InvalidUser, MailboxNotEnabled,
+                            NotFound, PermissionMissing, ServiceUnavailable, Throttled)
+from ..graph.types import Attendee, EventDraft, Location
+from ..timeutil import now_utc, to_local
+from .models import SYNCING_STATES, EventLink, OutboundState, Pair
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF = (5, 15, 45, 120, 300, 600, 1200, 2400)  # seconds before attempt n+1
+TRANSIENT = (Throttled, ServiceUnavailable, ConnectionFailed, PermissionMissing, AuthFailed)
+
+
+def init_app(app) -> None:
+    from ..signals import booking_changed
+
+    booking_changed.connect(on_booking_changed)
+
+
+# ---------------------------------------------------------------------------------------------- recording
+
+
+def _pairs_of(booking: Booking) -> list[tuple[Space, Pair]]:
+    space_ids = [s.id for s in booking.spaces]
+    if not space_ids:
+        return []
+    pairs = db.session.scalars(select(Pair).where(Pair.space_id.in_(space_ids), Pair.state.in_(tuple(SYNCING_STATES))))
+    by_space = {p.space_id: p for p in pairs}
+    return [(s, by_space[s.id]) for s in booking.spaces if s.id in by_space]
+
+
+def _linked(booking_uid: str) -> list[EventLink]:
+    return list(db.session.scalars(select(EventLink).where(EventLink.booking_uid == booking_uid,
+                                                           EventLink.kind == "two_way").order_by(EventLink.id)))
+
+
+def on_booking_changed(session, booking_id: int, change: str, scope: str = "all", **_) -> None:
+    from .inbound import INBOUND_FLAG
+
+    if session.info.get(INBOUND_FLAG):
+        return
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        return
+    paired = _pairs_of(booking)
+    if not paired and not _linked(booking.uid):
+        return
+    if paired and change != "cancelled" and booking.cancelled_at is None:
+        _require_calendar(booking)
+    request_push(booking, reason=change)
+
+
+def _require_calendar(booking: Booking) -> None:
+    """A holder without an active calendar cannot book a paired space (the event would have no organizer)."""
+    from ..graph import GraphSettingsError
+    from ..integration.models import ProviderIdentity
+    from ..integration.operations import has_active_calendar
+
+    if booking.kind != "regular" or booking.holder is None:
+        return  # placed by the butler
+    try:
+        active = has_active_calendar(booking.holder, commit=False)
+    except (GraphError, GraphSettingsError):
+        return  # the directory cannot be asked now: the push reports it if Outlook refuses
+    if not active:
+        identity = db.session.scalar(select(ProviderIdentity).where(ProviderIdentity.user_id == booking.holder.id))
+        if identity is not None and identity.calendar_error:
+            return  # the last check failed (Microsoft 365 unavailable): not a known "no", the push will tell
+        raise ValidationError({"holder_id": (
+            f"{booking.holder.display_name} has no active Microsoft 365 calendar, and this space is synced with "
+            "Outlook: its bookings become events on the holder's calendar. Choose a holder with a Microsoft 365 "
+            "mailbox, or ask an admin to book it as an internal booking.")})
+
+
+def request_push(booking: Booking, reason: str = "") -> None:
+    from ..jobs import enqueue_after_commit
+
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking.uid))
+    if state is None:
+        state = OutboundState(booking_uid=booking.uid, attempts=0)
+        db.session.add(state)
+    state.state, state.wanted_sequence = "pending", booking.sequence or 0
+    state.queued_at, state.next_attempt_at, state.error, state.attempts = now_utc(), None, "", 0
+    enqueue_after_commit(push_booking, booking.uid)
+
+
+def pending_state(uids) -> dict[str, OutboundState]:
+    uids = list(uids)
+    if not uids:
+        return {}
+    return {s.booking_uid: s for s in db.session.scalars(select(OutboundState).where(
+        OutboundState.booking_uid.in_(uids), OutboundState.state.in_(("pending", "failed"))))}
+
+
+def due_pushes(now=None) -> list[str]:
+    now = now or now_utc()
+    stale = now - timedelta(seconds=60)
+    return list(db.session.scalars(select(OutboundState.booking_uid).where(
+        OutboundState.state == "pending",
+        ((OutboundState.next_attempt_at.is_not(None)) & (OutboundState.next_attempt_at <= now))
+        | (OutboundState.next_attempt_at.is_(None) & (OutboundState.queued_at < stale)))))
+
+
+# ---------------------------------------------------------------------------------------------- the push
+
+
+def push_booking(booking_uid: str) -> None:
+    from .locks import pair_lock
+
+    from ..db_engine import job_transactions
+
+    with job_transactions():
+        for _ in range(5):  # a booking edited while we pushed is pushed again, up to a point
+            with pair_lock("outbound", booking_uid) as acquired:
+                if not acquired:
+                    return  # the holder of the lock re-checks the sequence before it lets go
+                if not _push_once(booking_uid):
+                    return
+
+
+def _push_once(booking_uid: str) -> bool:
+    """One push. True when the booking changed meanwhile and must be pushed again."""
+    db.session.expire_all()
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking_uid))
+    booking = db.session.scalar(select(Booking).where(Booking.uid == booking_uid))
+    if state is None or booking is None or state.state == "done":
+        return False
+    sequence = booking.sequence or 0
+    try:
+        _make_outlook_match(booking)
+    except GraphError as error:
+        db.session.rollback()
+        _failed(booking_uid, error)
+        raise
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking_uid))
+    state.pushed_sequence = sequence
+    again = state.wanted_sequence > sequence
+    if not again:
+        state.state, state.done_at, state.attempts, state.error, state.next_attempt_at = "done", now_utc(), 0, "", None
+    db.session.commit()
+    return again
+
+
+def _failed(booking_uid: str, error: GraphError) -> None:
+    from ..jobs import queue
+    from .health import cause_of, record_incident
+
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking_uid))
+    booking = db.session.scalar(select(Booking).where(Booking.uid == booking_uid))
+    if state is None or booking is None:
+        return
+    state.attempts += 1
+    permanent = not isinstance(error, TRANSIENT) or state.attempts >= MAX_ATTEMPTS
+    state.error = _describe(error)
+    pair = next((p for _, p in _pairs_of(booking)), None)
+    if permanent:
+        state.state, state.next_attempt_at = "failed", None
+        record_incident(pair.id if pair else None, f"A booking could not be written to Outlook: {state.error}",
+                        cause="outbound")
+        _tell_failed(booking, state.error)
+    else:
+        delay = BACKOFF[min(state.attempts - 1, len(BACKOFF) - 1)]
+        if isinstance(error, Throttled) and getattr(error, "retry_after", None):
+            delay = max(delay, float(error.retry_after))
+        state.next_attempt_at = now_utc() + timedelta(seconds=delay)
+        record_incident(pair.id if pair else None, error, cause=cause_of(error))
+    db.session.commit()
+    if not permanent:
+        try:  # the RQ scheduler brings it back; the sweeper does if this is lost
+            queue().enqueue_in(timedelta(seconds=BACKOFF[min(state.attempts - 1, len(BACKOFF) - 1)]),
+                               push_booking, booking_uid)
+        except Exception:  # noqa: BLE001 — Redis down: the sweeper re-queues due pushes
+            log.info("retry of push %s left to the sweeper", booking_uid)
+
+
+def _describe(error: GraphError) -> str:
+    if isinstance(error, (InvalidUser, MailboxNotEnabled)):
+        return f"The organizer's mailbox cannot be used: {error}"
+    if isinstance(error, Throttled):
+        return "Microsoft 365 is throttling requests; retrying."
+    return f"Microsoft 365 answered: {error}"[:500]
+
+
+def _tell_failed(booking: Booking, why: str) -> None:
+    from ..notify import messages
+
+    try:
+        messages.push_failed(booking, why, dedup_key=f"push-failed:{booking.uid}:{booking.sequence}")
+    except Exception:  # noqa: BLE001 — the failure is recorded and shown; a mail problem must not hide it
+        log.warning("could not email about failed push of %s", booking.uid, exc_info=True)
+
+
+# ---------------------------------------------------------------------------------------------- Outlook side
+
+
+def _graph():
+    from ..graph import graph_client
+
+    return graph_client()
+
+
+class _Ctx:
+    """What `initial._apply_exceptions` needs: a Graph client."""
+
+    def __init__(self, graph):
+        self.graph = graph
+
+
+def _butler(venue_id: int) -> str | None:
+    from ..booking.models import Venue
+    from ..integration.operations import settings_for
+
+    settings = settings_for(db.session.get(Venue, venue_id))
+    return (settings.butler_email or "").lower() or None if settings else None
+
+
+def _organizer(booking: Booking) -> str | None:
+    if booking.kind == "regular" and booking.holder is not None:
+        return booking.holder.email.lower()
+    return _butler(booking.venue_id)
+
+
+def draft_for(booking: Booking, rooms: list[tuple[Space, Pair]], organizer: str, *, create: bool) -> EventDraft:
+    from .recurrence_map import graph_from_rrule
+
+    tz = booking.venue.tz
+    recurrence = None
+    if booking.rrule:
+        recurrence = graph_from_rrule(booking.rrule, to_local(booking.start_utc, tz).replace(tzinfo=None),
+                                      booking.venue.timezone)
+    people = tuple(Attendee(email=e, type="required") for e in booking.attendees or [] if e.lower() != organizer)
+    resources = tuple(Attendee(email=p.room_email, name=p.room_display_name or s.name, type="resource")
+                      for s, p in rooms)
+    names = ", ".join(p.room_display_name or s.name for s, p in rooms)
+    location = Location(display_name=names, email=rooms[0][1].room_email if len(rooms) == 1 else None,
+                        location_type="conferenceRoom")
+    subject = booking.title or ("Booking" if booking.kind == "regular" else "Internal booking")
+    return EventDraft(subject=subject, start=booking.start_utc, end=booking.end_utc,
+                      body_text=booking.description or "Booked in Roomsync.", is_private=booking.private,
+                      attendees=people + resources, location=location, recurrence=recurrence,
+                      is_online_meeting=bool(booking.online_meeting),
+                      response_requested=True, transaction_id=booking.uid if create else None,
+                      time_zone=booking.venue.timezone if recurrence is not None else None)
+
+
+def _make_outlook_match(booking: Booking) -> None:
+    from .initial import _apply_exceptions
+
+    graph = _graph()
+    rooms = _pairs_of(booking) if booking.cancelled_at is None else []
+    links = _linked(booking.uid)
+    event = next(((l.organizer_email, l.organizer_event_id) for l in links if l.organizer_event_id), None)
+    organizer = _organizer(booking)
+    db.session.commit()  # nothing written yet: no transaction stays open across the Graph calls below
+    if event is not None and rooms and organizer and event[0] and event[0] != organizer \
+            and booking.origin == "roomsync":
+        _end_event(graph, booking, event, cancelled=True)  # a new holder: the event moves to their calendar
+        for link in links:
+            db.session.delete(link)
+        db.session.commit()
+        links, event = [], None
+    if not rooms:
+        if event is not None:
+            _end_event(graph, booking, event, cancelled=booking.cancelled_at is not None)
+        for link in links:
+            db.session.delete(link)
+        _audit(booking, "sync.outbound.removed", "Removed from Outlook.")
+        return
+    if organizer is None:
+        raise BadRequest("No organizer for this booking: it has no holder and no butler is configured.",
+                         status=400)
+    if event is None:
+        created = graph.create_event(organizer, draft_for(booking, rooms, organizer, create=True))
+        mailbox, event_id, ical_uid, change_key = organizer, created.id, created.ical_uid, created.change_key
+        _audit(booking, "sync.outbound.created", f"Created on {organizer}'s calendar.")
+    else:
+        mailbox, event_id = event
+        try:
+            updated = graph.update_event(mailbox, event_id, draft_for(booking, rooms, mailbox, create=False))
+        except NotFound:
+            # Deleted in Outlook meanwhile: its deletion reaches us as a notification of its own.
+            for link in links:
+                db.session.delete(link)
+            return
+        ical_uid, change_key = updated.ical_uid, updated.change_key
+        _audit(booking, "sync.outbound.updated", f"Updated on {mailbox}'s calendar.")
+    if booking.rrule and booking.exceptions:
+        _apply_exceptions(_Ctx(graph), booking.uid, mailbox, event_id)
+    wanted = {p.room_email for _, p in rooms}
+    for link in links:
+        if link.room_email not in wanted:
+            db.session.delete(link)
+        else:
+            link.organizer_email, link.organizer_event_id = mailbox, event_id
+            link.ical_uid, link.organizer_change_key = ical_uid, change_key
+    have = {l.room_email for l in links}
+    for room in wanted - have:
+        db.session.add(EventLink(booking_uid=booking.uid, kind="two_way", room_email=room, room_event_id=None,
+                                 organizer_email=mailbox, organizer_event_id=event_id, ical_uid=ical_uid,
+                                 organizer_change_key=change_key))
+
+
+def _end_event(graph, booking: Booking, event: tuple[str, str], *, cancelled: bool) -> None:
+    mailbox, event_id = event
+    try:
+        if cancelled:
+            if mailbox == _butler(booking.venue_id):
+                graph.delete_event(mailbox, event_id)
+            else:
+                graph.cancel_event(mailbox, event_id, comment="Cancelled in Roomsync.")
+        else:  # moved to spaces that are not synced: the rooms leave the meeting, the meeting stays
+            current = graph.get_event(mailbox, event_id)
+            people = tuple(a for a in current.attendees if a.type != "resource")
+            graph.update_event(mailbox, event_id, EventDraft(
+                attendees=people, location=Location(display_name=", ".join(s.name for s in booking.spaces))))
+    except NotFound:
+        pass
+
+
+def _audit(booking: Booking, action: str, detail: str) -> None:
+    audit.record(action, subject=f"booking:{booking.uid}", venue_id=booking.venue_id, detail=detail)

@@ -1,0 +1,191 @@
+"""What the webhook does with a notification POST: check, persist, queue — fast.
+
+Public API:
+- `accept(payload, kind)` → `Accepted(stored, rejected, pairs)`: `kind` "change" or "lifecycle". Each
+  notification in `payload["value"]` is matched to a pair by its subscription id and `clientState` (a wrong
+  or missing one is rejected: counted, logged without the secret, nothing stored or changed); the matching
+  ones are stored as `InboundNotification` rows in one short transaction, the pairs' `last_notification_at`
+  stamped, and `inbound.process_notifications` queued once per pair after the commit. Queueing that fails
+  (Redis down) leaves the rows for the sweeper: they are persisted, so the answer is still 202.
+- `BadPayload`: raised for a body that is not a notification collection (the view answers 400).
+- `spill(raw_body, kind)` / `drain_spill()`: when the database cannot take the rows in time, the raw body
+  goes to a Redis list instead (still 202); the sweeper replays it into the database. Only when both fail
+  does the view answer 503, and Graph retries.
+- `DB_DEADLINE_MS`: how long the webhook's transaction may wait for a lock (SQLite busy timeout,
+  PostgreSQL lock and statement timeouts), so the answer stays well under Graph's 3 seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import text, update
+
+from ..extensions import db
+from ..timeutil import now_utc
+from .models import InboundNotification, Pair
+
+log = logging.getLogger(__name__)
+
+DB_DEADLINE_MS = 1500
+SPILL_KEY = "roomsync:webhook:spill"
+MAX_ITEMS = 1000
+_EVENT_SEGMENT = "/events/"
+
+
+class BadPayload(ValueError):
+    pass
+
+
+@dataclass
+class Accepted:
+    stored: int = 0
+    rejected: int = 0
+    pairs: set = field(default_factory=set)
+
+
+def _event_id(item: dict) -> str | None:
+    data = item.get("resourceData")
+    if isinstance(data, dict) and isinstance(data.get("id"), str):
+        return data["id"][:400]
+    resource = item.get("resource")
+    if isinstance(resource, str) and _EVENT_SEGMENT in resource.lower():
+        index = resource.lower().rindex(_EVENT_SEGMENT)
+        return resource[index + len(_EVENT_SEGMENT):].split("/")[0][:400] or None
+    return None
+
+
+def _items(payload) -> list[dict]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
+        raise BadPayload("Expected a JSON object with a 'value' array of notifications.")
+    items = payload["value"]
+    if len(items) > MAX_ITEMS or not all(isinstance(i, dict) for i in items):
+        raise BadPayload("The 'value' array must hold notification objects.")
+    return items
+
+
+def _begin() -> None:
+    """Begin the webhook's transaction with a bounded wait for locks. On SQLite it begins as the writer
+    (BEGIN IMMEDIATE, waiting at most the deadline): it reads (the subscription) before it writes, and a
+    deferred transaction that has read cannot become the writer once a worker has written."""
+    from ..db_engine import begin_serialised_write
+
+    dialect = db.engine.dialect.name
+    if dialect == "sqlite":
+        db.session.execute(text(f"PRAGMA busy_timeout = {DB_DEADLINE_MS}"))
+        begin_serialised_write()
+    elif dialect == "postgresql":
+        db.session.execute(text(f"SET LOCAL lock_timeout = '{DB_DEADLINE_MS}ms'"))
+        db.session.execute(text(f"SET LOCAL statement_timeout = '{DB_DEADLINE_MS * 2}ms'"))
+
+
+def _restore_sqlite_timeout() -> None:
+    if db.engine.dialect.name == "sqlite":
+        from ..db_engine import SQLITE_BUSY_TIMEOUT_MS
+
+        db.session.execute(text(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
+
+
+def accept(payload, kind: str) -> Accepted:
+    from .subscriptions import pair_for_notification
+
+    items = _items(payload)
+    result = Accepted()
+    now = now_utc()
+    try:
+        _begin()
+        rows = []
+        for item in items:
+            pair = pair_for_notification(item.get("subscriptionId"), item.get("clientState"))
+            if pair is None:
+                result.rejected += 1
+                continue
+            if kind == "lifecycle":
+                rows.append(dict(pair_id=pair.id, subscription_graph_id=str(item.get("subscriptionId"))[:200],
+                                 kind="lifecycle", lifecycle_event=str(item.get("lifecycleEvent") or "")[:40],
+                                 received_at=now, state="new"))
+            else:
+                rows.append(dict(pair_id=pair.id, subscription_graph_id=str(item.get("subscriptionId"))[:200],
+                                 kind="change", change_type=str(item.get("changeType") or "")[:20],
+                                 event_id=_event_id(item), received_at=now, state="new"))
+            result.pairs.add(pair.id)
+        if rows:
+            db.session.execute(InboundNotification.__table__.insert(), rows)
+            db.session.execute(update(Pair).where(Pair.id.in_(result.pairs)).values(last_notification_at=now))
+        result.stored = len(rows)
+        db.session.commit()
+    finally:
+        try:
+            _restore_sqlite_timeout()
+            db.session.commit()
+        except Exception:  # noqa: BLE001 — the connection goes back to the pool either way
+            db.session.rollback()
+    if result.rejected:
+        log.warning("webhook: %d %s notification(s) with an unknown subscription or a wrong clientState ignored",
+                    result.rejected, kind)
+    _queue(result.pairs)
+    return result
+
+
+def _queue(pair_ids) -> None:
+    from .inbound import process_notifications
+
+    if not pair_ids:
+        return
+    if current_app.config.get("SYNC_JOBS"):
+        for pair_id in sorted(pair_ids):
+            try:
+                process_notifications(pair_id)
+            except Exception:  # noqa: BLE001 — as a failed job: the rows stay new for the sweeper
+                db.session.rollback()
+                current_app.logger.exception("inline processing of pair %s failed", pair_id)
+        return
+    if not current_app.config.get("REDIS_URL"):
+        return  # no queue configured: the sweeper (or a test) processes the rows
+    try:
+        from ..jobs import queue
+
+        q = queue()
+        for pair_id in sorted(pair_ids):
+            q.enqueue(process_notifications, pair_id, job_timeout=600)
+    except Exception:  # noqa: BLE001 — persisted already; the sweeper queues them
+        log.warning("webhook: could not queue processing (Redis?); the sweeper will", exc_info=True)
+
+
+def spill(raw_body: bytes, kind: str) -> bool:
+    try:
+        from ..jobs import redis_connection
+
+        if not current_app.config.get("REDIS_URL"):
+            return False
+        redis_connection().rpush(SPILL_KEY, json.dumps({"kind": kind, "body": raw_body.decode("utf-8", "replace")}))
+        return True
+    except Exception:  # noqa: BLE001
+        log.error("webhook: neither the database nor Redis took a notification; Graph will retry")
+        return False
+
+
+def drain_spill(limit: int = 1000) -> int:
+    from ..jobs import redis_connection
+
+    if not current_app.config.get("REDIS_URL"):
+        return 0
+    conn = redis_connection()
+    drained = 0
+    while drained < limit:
+        raw = conn.lpop(SPILL_KEY)
+        if raw is None:
+            break
+        try:
+            entry = json.loads(raw)
+            accept(json.loads(entry["body"]), entry.get("kind", "change"))
+        except BadPayload:
+            pass
+        except Exception:  # noqa: BLE001 — put it back for the next sweep
+            conn.lpush(SPILL_KEY, raw)
+            raise
+        drained += 1
+    return drained
