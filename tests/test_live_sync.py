@@ -322,3 +322,78 @@ def test_subscription_removed_is_recreated_and_reconciled(live):
     meeting(TOM, "After the removal", day(2, 10), day(2, 11))
     settle(live["connected"], live["pair"])
     assert [b.title for b in live_bookings(live["a"])] == ["After the removal"]
+
+
+# ---------------------------------------------------------------------------------------------- more outbound
+
+ROOM_B = "board-room-b@roomsync.test"
+
+
+def _weekly(venue, space, holder, start, count=4, title="Weekly"):
+    return book(venue, space, start, start + timedelta(hours=1), holder, title=title,
+                rrule=f"FREQ=WEEKLY;COUNT={count}")
+
+
+def test_series_edits_reach_outlook_one_occurrence_following_and_all(live):
+    from webapp.booking.operations import occurrence_times
+
+    start = day(2, 9)
+    series = _weekly(live["venue"], live["a"], live["priya"], start)
+    settle(live["connected"], live["pair"])
+    assert len(room_events(days=40)) == 4
+    second = occurrence_times(series)[1]
+    cancel_booking(series, actor=live["boss"], scope="this", occurrence_start=second.original_start)
+    settle(live["connected"], live["pair"])
+    assert [e.start for e in room_events(days=40)] == [start, start + timedelta(days=14), start + timedelta(days=21)]
+    # "This and following" from the third: the series splits in Roomsync and in Outlook.
+    series = db.session.get(Booking, series.id)
+    third = occurrence_times(series)[2]
+    data = input_from_booking(series, third.original_start)
+    data.start, data.end = third.start + timedelta(hours=2), third.end + timedelta(hours=2)
+    newer = update_booking(series, data, actor=live["boss"], scope="following", occurrence_start=third.original_start,
+                           bypass_rules=True)
+    settle(live["connected"], live["pair"])
+    assert [e.start for e in room_events(days=40)] == [start, start + timedelta(days=14, hours=2),
+                                                      start + timedelta(days=21, hours=2)]
+    assert len(live_bookings(live["a"])) == 2 and newer.uid != series.uid
+    assert reconcile.audit_now(live["pair"].id) == 0
+
+
+def test_internal_blocks_are_placed_by_the_butler(live):
+    from webapp.sandbox.seed import DEMO_BUTLER_EMAIL
+
+    block = book(live["venue"], live["a"], day(1, 12), day(1, 13), None, title="Maintenance", kind="internal")
+    link = db.session.scalar(select(EventLink).where(EventLink.booking_uid == block.uid))
+    assert link.organizer_email == DEMO_BUTLER_EMAIL
+    settle(live["connected"], live["pair"])
+    assert [e.start for e in room_events()] == [day(1, 12)]
+    [again] = live_bookings(live["a"])
+    assert again.kind == "internal" and again.holder_id is None and again.title == "Maintenance"
+    cancel_booking(again, actor=live["boss"])
+    settle(live["connected"], live["pair"])
+    assert room_events() == []
+
+
+def test_moving_between_synced_rooms_moves_the_room_attendee(live):
+    pair_b = go_live(live["b"], ROOM_B)
+    booking = book(live["venue"], live["a"], day(1, 15), day(1, 16), live["priya"], title="Planning")
+    settle(live["connected"], live["pair"], pair_b)
+    data = input_from_booking(booking)
+    data.space_ids = [live["b"].id]
+    update_booking(booking, data, actor=live["boss"], bypass_rules=True)
+    settle(live["connected"], live["pair"], pair_b)
+    assert room_events(ROOM) == [] and [e.start for e in room_events(ROOM_B)] == [day(1, 15)]
+    [moved] = live_bookings(live["b"])
+    assert moved.uid == booking.uid and live_bookings(live["a"]) == []
+    assert reconcile.audit_now(live["pair"].id) == 0 and reconcile.audit_now(pair_b.id) == 0
+
+
+def test_an_outlook_organizer_removing_the_room_cancels_the_booking(live):
+    event = meeting(TOM, "Room not needed", day(3, 14), day(3, 15), attendees=[PRIYA])
+    settle(live["connected"], live["pair"])
+    assert len(live_bookings(live["a"])) == 1
+    from webapp.graph.types import Attendee
+
+    graph_client().update_event(TOM, event.id, EventDraft(attendees=(Attendee(email=PRIYA, type="required"),)))
+    settle(live["connected"], live["pair"])
+    assert live_bookings(live["a"]) == []

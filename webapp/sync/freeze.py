@@ -8,6 +8,8 @@ Public API:
   `sync_pairs.space_id`, which is unique and so indexed). The booking operations call it with the conflict
   closure they have locked.
 - `syncing_spaces_of(venue)` → set of the venue's syncing space ids (one query), for pages.
+- `CLOSURE_PAIRS`: the session.info key where `refuse_if_syncing` leaves the pairs it read (the outbound sync
+  reuses them: one query on pairs per booking write).
 - `refuse_if_syncing(closure, booked_ids, *, changing=False)`: raises `booking.errors.SpaceSyncing` when a
   space of `closure` is syncing; `booked_ids` are the spaces the write books or changes (for the message).
   One query when nothing syncs; a second one, for names, only when refusing.
@@ -27,7 +29,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from ..booking.errors import SpaceSyncing
 from ..booking.models import Space, Venue
@@ -51,8 +54,16 @@ def syncing_spaces_of(venue: Venue) -> set[int]:
         select(Pair.space_id).where(Pair.venue_id == venue.id, Pair.state.in_(SYNCING_STATES))))
 
 
+# session.info: (space ids checked, {space_id: Pair}) as read by the last freeze check of this transaction
+CLOSURE_PAIRS = "roomsync_closure_pairs"
+
+
 def refuse_if_syncing(closure: Iterable[int], booked_ids: Iterable[int], *, changing: bool = False) -> None:
-    syncing = syncing_space_ids(closure)
+    ids = list(closure)
+    pairs = list(db.session.scalars(select(Pair).where(Pair.space_id.in_(ids)))) if ids else []
+    # The outbound sync needs the same rows once the booking is written (one query on pairs per write).
+    db.session().info[CLOSURE_PAIRS] = (frozenset(ids), {p.space_id: p for p in pairs})
+    syncing = {p.space_id for p in pairs if p.state in SYNCING_STATES}
     if not syncing:
         return
     booked = list(dict.fromkeys(booked_ids))
@@ -85,3 +96,9 @@ def freeze_message(booked_names: list[str], syncing_names: list[str], *, changin
     what = f"Bookings of {booked} can be changed again" if changing else f"Bookings for {booked} open again"
     return (f"{syncing}, which {'share' if plural else 'shares'} space with {booked}, {is_are} being synced with "
             f"{PROVIDER} (initial sync in progress). {what} {when}")
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_closure_pairs(session) -> None:
+    session.info.pop(CLOSURE_PAIRS, None)

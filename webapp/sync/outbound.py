@@ -64,10 +64,17 @@ def init_app(app) -> None:
 
 
 def _pairs_of(booking: Booking) -> list[tuple[Space, Pair]]:
+    from .freeze import CLOSURE_PAIRS
+
     space_ids = [s.id for s in booking.spaces]
     if not space_ids:
         return []
-    pairs = db.session.scalars(select(Pair).where(Pair.space_id.in_(space_ids), Pair.state.in_(tuple(SYNCING_STATES))))
+    checked, known = db.session().info.get(CLOSURE_PAIRS) or (frozenset(), {})
+    if set(space_ids) <= checked:  # the freeze check read these spaces' pairs in this transaction
+        pairs = [p for p in known.values() if p.state in SYNCING_STATES]
+    else:
+        pairs = db.session.scalars(select(Pair).where(Pair.space_id.in_(space_ids),
+                                                      Pair.state.in_(tuple(SYNCING_STATES))))
     by_space = {p.space_id: p for p in pairs}
     return [(s, by_space[s.id]) for s in booking.spaces if s.id in by_space]
 
