@@ -6,6 +6,7 @@ commit (the suite's SYNC_JOBS). Times are real (the sandbox's rooms judge "upcom
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -397,3 +398,77 @@ def test_an_outlook_organizer_removing_the_room_cancels_the_booking(live):
     graph_client().update_event(TOM, event.id, EventDraft(attendees=(Attendee(email=PRIYA, type="required"),)))
     settle(live["connected"], live["pair"])
     assert live_bookings(live["a"]) == []
+
+
+# ---------------------------------------------------------------------------------------------- slow database
+
+
+@contextmanager
+def locked_notifications():
+    """Another connection holds the write lock on the notifications table (SQLite: the whole database)."""
+    from sqlalchemy import text
+
+    from webapp.db_engine import IMMEDIATE
+
+    engine = db.engine
+    conn = engine.connect().execution_options(**{IMMEDIATE: True})
+    conn.begin()  # SQLite: BEGIN IMMEDIATE — the writer lock
+    if engine.dialect.name != "sqlite":
+        conn.execute(text("LOCK TABLE sync_notifications IN ACCESS EXCLUSIVE MODE"))
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def _change_for(pair) -> tuple[dict, str]:
+    """A notification the webhook accepts: a real subscription's id and clientState (a fresh one we set)."""
+    import secrets
+
+    from webapp.sync.subscriptions import _digest
+
+    secret = secrets.token_urlsafe(16)
+    sub = db.session.scalar(select(Subscription).where(Subscription.pair_id == pair.id))
+    sub.client_state_hash = _digest(secret)
+    db.session.commit()
+    return {"value": [{"subscriptionId": sub.graph_id, "clientState": secret, "changeType": "updated",
+                       "resource": "Users/r/Events/ev-1", "resourceData": {"id": "ev-1"}}]}, sub.graph_id
+
+
+def test_a_stuck_database_spills_to_redis_and_the_sweeper_stores_it(live, app, client, redis_url):
+    import time
+
+    from webapp.sync import webhook
+
+    body, _ = _change_for(live["pair"])
+    app.config["REDIS_URL"] = redis_url
+    app.extensions["roomsync_redis"] = None
+    try:
+        from webapp.jobs import redis_connection
+
+        redis_connection().delete(webhook.SPILL_KEY)
+        with locked_notifications():
+            started = time.monotonic()
+            response = client.post("/webhooks/graph", json=body)
+            took = time.monotonic() - started
+        assert response.status_code == 202 and took < 3.0
+        assert db.session.scalar(select(func.count()).select_from(InboundNotification)) == 0
+        assert webhook.drain_spill() == 1
+        [row] = db.session.scalars(select(InboundNotification))
+        assert (row.pair_id, row.event_id, row.change_type) == (live["pair"].id, "ev-1", "updated")
+    finally:
+        app.config["REDIS_URL"] = None
+        app.extensions["roomsync_redis"] = None
+
+
+def test_with_neither_database_nor_redis_the_webhook_answers_503_in_time(live, app, client):
+    import time
+
+    body, _ = _change_for(live["pair"])
+    with locked_notifications():
+        started = time.monotonic()
+        response = client.post("/webhooks/graph", json=body)
+        took = time.monotonic() - started
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
+    assert took < 3.0
