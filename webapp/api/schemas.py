@@ -9,8 +9,13 @@ Public API:
   `parse_cancel_query(args)` → `CancelQuery`; `reject_unknown_query(args, allowed)`.
 - Serialising (times in the venue zone, ISO 8601 with offset): `iso(dt, tz)`, `space_item(space, pair=None)` (`pair`:
   the space's sync pair, serialised as {room_email, state} or null),
-  `occurrence_items(occurrence_rows, viewer)`, `booking_item(booking, viewer)`, `conflict_items(conflicts, tz)`.
-  Titles, descriptions, attendees and custom fields go out only where `privacy.can_see_details` allows.
+  `occurrence_items(occurrence_rows, viewer)`, `booking_item(booking, viewer, outbound=None)`,
+  `sync_item(outbound, booking, viewer)`, `conflict_items(conflicts, tz)`.
+  Titles, descriptions, attendees, custom fields and the Teams `join_url` go out only where
+  `privacy.can_see_details` allows. `booking_item` also carries `online_meeting` (writable) and `sync`: null,
+  or {state: pending | failed, error, next_attempt_at} from the booking's `sync.models.OutboundState`
+  (`outbound`, which the view reads; `error` only for the holder and admins — `privacy.can_edit`).
+  Read-only fields (`READ_ONLY_FIELDS`) sent in a body are refused with their own message.
 - Limits: `MAX_ID` (ids are 32-bit integers on PostgreSQL), `MIN_YEAR`–`MAX_YEAR`, `MAX_LISTING_DAYS`.
 
 Strings that reach the database must be storable by both engines: no NUL (PostgreSQL refuses it) and no lone
@@ -27,7 +32,7 @@ from typing import Callable, Iterable, Mapping
 
 from ..booking.errors import Conflict, ValidationError
 from ..booking.operations import SCOPES, BookingInput, occurrence_times
-from ..booking.privacy import can_see_details
+from ..booking.privacy import can_edit, can_see_details
 from ..timeutil import NaiveDatetimeError, parse_iso, to_local
 from .errors import ApiError
 
@@ -167,7 +172,10 @@ BOOKING_FIELDS: dict[str, Callable] = {
     "custom_fields": _string_map,
     "kind": _text,
     "holder_id": _optional_id,
+    "online_meeting": _boolean,
 }
+# Fields of the response that a client cannot write (the join link is Outlook's, the sync state Roomsync's).
+READ_ONLY_FIELDS = frozenset({"join_url", "sync"})
 REQUIRED_ON_CREATE = ("space_ids", "start", "end", "title")
 PATCH_FIELDS: dict[str, Callable] = {**BOOKING_FIELDS, "scope": _scope, "occurrence_start": _datetime}
 
@@ -176,7 +184,7 @@ def _parse_fields(source: Mapping, parsers: Mapping[str, Callable], required: It
     values, errors = {}, {}
     for key in source:
         if key not in parsers:
-            errors[key] = "Unknown field."
+            errors[key] = "Read-only field." if key in READ_ONLY_FIELDS else "Unknown field."
     for key in required:
         if key not in source:
             errors[key] = "This field is required."
@@ -339,7 +347,19 @@ def occurrence_items(rows: Iterable, viewer) -> list[dict]:
     return items
 
 
-def booking_item(booking, viewer) -> dict:
+def sync_item(outbound, booking, viewer) -> dict | None:
+    """`outbound`: the booking's `OutboundState` when its push to Outlook is pending or failed, else None."""
+    if outbound is None or outbound.state not in ("pending", "failed"):
+        return None
+    next_at = outbound.next_attempt_at if outbound.state == "pending" else None
+    return {
+        "state": outbound.state,
+        "error": (outbound.error or None) if can_edit(booking, viewer) else None,
+        "next_attempt_at": iso(next_at, booking.venue.tz) if next_at is not None else None,
+    }
+
+
+def booking_item(booking, viewer, outbound=None) -> dict:
     """The booking itself: times of its first occurrence, how many occurrences are live, cancelled or not."""
     visible = can_see_details(booking, viewer)
     item = _item(booking, viewer, booking.start_utc, booking.start_utc, booking.end_utc, booking.title)
@@ -349,6 +369,9 @@ def booking_item(booking, viewer) -> dict:
         custom_fields=dict(booking.custom_fields or {}) if visible else {},
         cancelled=booking.is_cancelled,
         occurrences=live,
+        online_meeting=bool(booking.online_meeting),
+        join_url=booking.join_url if visible else None,
+        sync=sync_item(outbound, booking, viewer),
     )
     return item
 

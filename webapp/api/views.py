@@ -6,7 +6,10 @@ Public API: `bp`. Endpoints (all need `Authorization: Bearer <token>`, see `api.
 - `GET /bookings?space=ID&start=ISO&end=ISO`: occurrences overlapping [start, end) (at most 366 days), on one
   space or on all; a booking on several spaces is listed once per occurrence.
 - `POST /bookings`: create → 201 with the booking and a Location header.
-- `GET /bookings/ID`: one booking (cancelled ones too, with `"cancelled": true`).
+- `GET /bookings/ID`: one booking (cancelled ones too, with `"cancelled": true`). A booking (this and the
+  answers of POST and PATCH) carries `online_meeting` (writable), `join_url` (the Teams link, read-only, null
+  when the caller may not see a private booking's details) and `sync` (null, or its pending/failed push to
+  Outlook: `{"state", "error", "next_attempt_at"}`, the error for the holder and admins only).
 - `PATCH /bookings/ID`: change some fields; for a series `scope` (all | this | following) and
   `occurrence_start` (the occurrence's original start) say which part. Answers the booking holding the
   edited occurrence (for "following", the new series split off).
@@ -27,6 +30,7 @@ from ..booking.models import Booking
 from ..booking.operations import cancel_booking, create_booking, input_from_booking, occurrences_between, update_booking
 from ..booking.privacy import can_edit
 from ..extensions import csrf, db
+from ..sync.outbound import pending_state
 from ..sync.pairs import pair_by_space
 from ..venue import current_venue
 from . import errors, schemas
@@ -51,6 +55,10 @@ def _booking(booking_id: int) -> Booking:
     if booking is None or booking.venue_id != current_venue().id:
         raise ApiError(404, "not_found", f"There is no booking {booking_id}.")
     return booking
+
+
+def _booking_json(booking: Booking):
+    return jsonify(schemas.booking_item(booking, api_user(), pending_state([booking.uid]).get(booking.uid)))
 
 
 def _editable_booking(booking_id: int) -> Booking:
@@ -92,7 +100,7 @@ def list_bookings():
 def create():
     data = schemas.parse_booking_create(_json_body())
     booking = create_booking(current_venue(), data, actor=api_user())
-    response = jsonify(schemas.booking_item(booking, api_user()))
+    response = _booking_json(booking)
     response.status_code = 201
     response.headers["Location"] = url_for(".get_booking", booking_id=booking.id)
     return response
@@ -101,7 +109,7 @@ def create():
 @bp.get("/bookings/<int:booking_id>")
 def get_booking(booking_id: int):
     schemas.reject_unknown_query(request.args)
-    return jsonify(schemas.booking_item(_booking(booking_id), api_user()))
+    return _booking_json(_booking(booking_id))
 
 
 @bp.patch("/bookings/<int:booking_id>")
@@ -112,7 +120,7 @@ def patch_booking(booking_id: int):
     updated = update_booking(
         booking, data, actor=api_user(), scope=patch.scope, occurrence_start=patch.occurrence_start
     )
-    return jsonify(schemas.booking_item(updated, api_user()))
+    return _booking_json(updated)
 
 
 @bp.delete("/bookings/<int:booking_id>")

@@ -4,9 +4,12 @@ Public API:
 - `BlockSource(space_id, booking, start, end, original_start, title)`: one occurrence to place (`title` is
   the visible title, already decided by `booking.privacy`).
 - `day_grid(venue, day, spaces, sources, *, viewer, now, related, names, new_href, detail_href, week_href,
-  avatar, syncing)` → `Grid`: one column per space on one day.
+  avatar, syncing, outbound)` → `Grid`: one column per space on one day.
 - `week_grid(venue, space, days, sources, *, viewer, now, names, new_href, detail_href, day_href, avatar,
-  syncing)` → `Grid`: one column per day for one space.
+  syncing, outbound)` → `Grid`: one column per day for one space.
+  `outbound` (optional; empty by default): booking uid → its `sync.models.OutboundState` for the bookings
+  whose push to Outlook is pending or failed (`sync.outbound.pending_state`, one query per page). Their
+  blocks carry a `SyncBadge` (`Block.sync`, a small marker with its explanation as a tooltip).
   `syncing` (optional; none by default): ids of the spaces in their initial sync with Microsoft 365
   (`sync.freeze`). A space that is syncing, or that shares with one ("Board room A" while "Board room A+B"
   syncs), takes no bookings: its slots are not links and its column (`Column.syncing`) or the week
@@ -15,6 +18,11 @@ Public API:
   their name; the caller prepares it for the whole page at once, so laying out a block runs no query and
   renders no template.
 - `Grid`, `Column`, `Block`: what the grid template renders (`Column.slots_html()` renders the empty slots).
+- `sync_badge(state, tz, *, show_error, now)` → `SyncBadge | None`: how a booking's Outlook sync status is
+  shown ("Pending sync" with the retry time and attempts, or "Not in Outlook"); the error text only when
+  `show_error` (the holder and admins: `privacy.can_edit`).
+- `safe_link(url)` → the url when it is an http(s) link (a Teams join link), else None: a value that came
+  from Outlook is never rendered as a `javascript:` or other link.
 
 Rows are the venue's grid steps in wall-clock time, from the opening hours of the days shown (07:00–20:00
 for a closed day), widened to whole hours and to any booking outside them, so nothing is ever hidden.
@@ -32,12 +40,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from markupsafe import Markup, escape
 
 from ..timeutil import localize, to_local
 from .forms import FALLBACK_HOURS, minutes_label
+from .privacy import can_edit
 
 HOUR = 60
 
@@ -52,6 +61,57 @@ class BlockSource:
     title: str
 
 
+@dataclass(frozen=True)
+class SyncBadge:
+    """A booking's Outlook sync status as shown to one viewer."""
+
+    state: str  # "pending" | "failed"
+    label: str  # "Pending sync" | "Not in Outlook"
+    detail: str  # one sentence for a tooltip: the retry time and attempts, or why it failed (when allowed)
+    error: str = ""  # the provider's error; "" unless the viewer may read it
+
+
+def _when(value: datetime, tz, now: datetime | None) -> str:
+    local = to_local(value, tz)
+    if now is not None and to_local(now, tz).date() == local.date():
+        return f"{local:%H:%M}"
+    return f"{local:%a %d %b, %H:%M}"
+
+
+def sync_badge(state, tz, *, show_error: bool, now: datetime | None = None) -> SyncBadge | None:
+    """`state`: an `OutboundState` (or None: nothing owed to Outlook, no badge)."""
+    if state is None or state.state not in ("pending", "failed"):
+        return None
+    error = (state.error or "").strip() if show_error else ""
+    if state.state == "failed":
+        if error:
+            detail = f"Outlook could not be updated with this booking: {error}"
+            detail += "" if detail.endswith((".", "!", "?")) else "."
+        elif show_error:
+            detail = "Outlook could not be updated with this booking."
+        else:
+            detail = "Outlook could not be updated with this booking; its holder and the admins have been told why."
+        return SyncBadge("failed", "Not in Outlook", detail, error)
+    attempts = state.attempts or 0
+    if state.next_attempt_at is not None:
+        tries = f"{attempts} {'attempt' if attempts == 1 else 'attempts'} so far" if attempts else "not tried yet"
+        detail = f"Waiting to update Outlook: next try at {_when(state.next_attempt_at, tz, now)} ({tries})."
+    elif attempts:
+        detail = f"Updating Outlook (after {attempts} failed {'attempt' if attempts == 1 else 'attempts'})."
+    else:
+        detail = "Queued to update Outlook: it normally takes a few seconds."
+    if error:
+        detail += f" Last error: {error}"
+    return SyncBadge("pending", "Pending sync", detail, error)
+
+
+def safe_link(url) -> str | None:
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    return url if url.lower().startswith(("https://", "http://")) and len(url) > 8 else None
+
+
 @dataclass
 class Block:
     top: float
@@ -62,6 +122,7 @@ class Block:
     href: str | None
     classes: str
     avatar: str = ""  # the holder's avatar (HTML); empty: no person to show (internal blocks, "in use")
+    sync: SyncBadge | None = None  # the booking's push to Outlook is pending or failed
 
 
 @dataclass
@@ -200,8 +261,29 @@ def syncing_note(space_id: int, syncing, blockers, names: dict[int, str]) -> str
     return ""
 
 
+def _no_sync(booking) -> None:
+    return None
+
+
+def _sync_maker(venue, outbound, viewer, now):
+    """booking → its SyncBadge for `viewer`, decided once per booking however many blocks it has."""
+    if not outbound:
+        return _no_sync
+    tz = venue.tz
+    decided: dict[str, SyncBadge | None] = {}
+
+    def sync(booking) -> SyncBadge | None:
+        uid = booking.uid
+        if uid not in decided:
+            state = outbound.get(uid)
+            decided[uid] = sync_badge(state, tz, show_error=can_edit(booking, viewer), now=now) if state else None
+        return decided[uid]
+
+    return sync
+
+
 def _block(item: _Local, grid: int, day: date, first: int, last: int, viewer_id, detail_href, avatar,
-           blocked_by=None) -> Block | None:
+           blocked_by=None, sync=_no_sync) -> Block | None:
     start = max(_minutes_into(day, item.start), first)
     end = min(_minutes_into(day, item.end), last)
     if end <= start:
@@ -218,9 +300,13 @@ def _block(item: _Local, grid: int, day: date, first: int, last: int, viewer_id,
     if blocked_by is not None:
         return Block(top, height, f"In use: {blocked_by}", when, "", None, classes + " blocked")
     href = detail_href(booking.id, iso_z(source.original_start))
+    badge = sync(booking)
+    if badge is not None:
+        classes += f" sync-{badge.state}"
     if booking.holder is None:
-        return Block(top, height, source.title, when, booking.kind.capitalize(), href, classes)
-    return Block(top, height, source.title, when, booking.holder.display_name, href, classes, avatar(booking.holder))
+        return Block(top, height, source.title, when, booking.kind.capitalize(), href, classes, sync=badge)
+    return Block(top, height, source.title, when, booking.holder.display_name, href, classes, avatar(booking.holder),
+                 sync=badge)
 
 
 def _cover(column: Column, block: Block) -> None:
@@ -261,6 +347,7 @@ def day_grid(
     week_href: Callable[[int], str],
     avatar: Callable[[object], str] = _no_avatar,
     syncing: set[int] | frozenset[int] = frozenset(),
+    outbound: Mapping[str, object] | None = None,
 ) -> Grid:
     """`related[space_id]`: the other spaces whose bookings block it; `names`: every space's name."""
     items = _localise(venue, sources)
@@ -269,6 +356,7 @@ def day_grid(
     shared = _DayRows(venue, day, minutes, now)
     grid = venue.granularity_minutes
     viewer_id = getattr(viewer, "id", None)
+    sync = _sync_maker(venue, outbound, viewer, now)
     columns: dict[int, Column] = {}
     for space in spaces:
         note = syncing_note(space.id, syncing, related.get(space.id, ()), names) if syncing else ""
@@ -292,7 +380,7 @@ def day_grid(
         space_id = item.source.space_id
         own = columns.get(space_id)
         if own is not None:
-            block = _block(item, grid, day, first, last, viewer_id, detail_href, avatar)
+            block = _block(item, grid, day, first, last, viewer_id, detail_href, avatar, sync=sync)
             if block is not None:
                 own.blocks.append(block)
                 _cover(own, block)
@@ -322,6 +410,7 @@ def week_grid(
     day_href: Callable[[date], str],
     avatar: Callable[[object], str] = _no_avatar,
     syncing: set[int] | frozenset[int] = frozenset(),
+    outbound: Mapping[str, object] | None = None,
 ) -> Grid:
     """`sources` may include bookings of related spaces (shown as "in use"); `names`: their names;
     `syncing`: the syncing spaces among this space and the spaces it shares with."""
@@ -331,6 +420,7 @@ def week_grid(
     today = to_local(now, venue.tz).date()
     step = venue.granularity_minutes
     viewer_id = getattr(viewer, "id", None)
+    sync = _sync_maker(venue, outbound, viewer, now)
     note = syncing_note(space.id, syncing, set(syncing) - {space.id}, names) if syncing else ""
     grid = Grid(step, labels, times, [], syncing=note)
     slot_href = new_href(space.id)
@@ -350,7 +440,8 @@ def week_grid(
         )
         for item in items:
             blocked_by = None if item.source.space_id == space.id else names.get(item.source.space_id, "")
-            block = _block(item, step, day, first, last, viewer_id, detail_href, avatar, blocked_by=blocked_by)
+            block = _block(item, step, day, first, last, viewer_id, detail_href, avatar, blocked_by=blocked_by,
+                           sync=sync)
             if block is not None:
                 column.blocks.append(block)
                 _cover(column, block)

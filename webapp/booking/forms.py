@@ -79,6 +79,7 @@ FIELD_FOR_ERROR = {
     "rrule": "repeat",
     "scope": "scope",
     "private": "private",
+    "online_meeting": "online_meeting",
 }
 _ATTENDEE_SEPARATORS = re.compile(r"[,;\s]+")
 
@@ -137,6 +138,10 @@ class BookingForm(FlaskForm):
     end_time = SelectField("End", validators=[InputRequired("Choose an end time.")])
     description = TextAreaField("Description", validators=[Length(max=10_000)], render_kw={"rows": 3})
     private = BooleanField("Private (others see “Private booking”)")
+    online_meeting = BooleanField(
+        "Online meeting (Teams)",
+        description="For spaces linked to Microsoft 365 rooms: Outlook adds a Teams link to the event, shown here once made.",
+    )
     attendees = TextAreaField(
         "Attendees", description="Email addresses, separated by commas or new lines.", render_kw={"rows": 2}
     )
@@ -250,6 +255,7 @@ class BookingForm(FlaskForm):
             title=self.title.data or "",
             description=self.description.data or "",
             private=bool(self.private.data),
+            online_meeting=bool(self.online_meeting.data),
             kind=self.kind.data if "kind" in self else default_kind,
             attendees=[a for a in _ATTENDEE_SEPARATORS.split(self.attendees.data or "") if a],
             custom_fields={k: v for k, v in custom.items() if v},
@@ -296,6 +302,7 @@ def initial_from_input(data: BookingInput, venue: Venue, holder_email: str = "")
         "end_time": minutes_label(min(end_minutes, 1440)),
         "description": data.description,
         "private": data.private,
+        "online_meeting": data.online_meeting,
         "attendees": "\n".join(data.attendees),
         "kind": data.kind,
         "holder": holder_email,

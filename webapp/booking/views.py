@@ -20,6 +20,12 @@ While a space (or one sharing with it) runs its initial sync with Microsoft 365 
 show it with a "Syncing" note and no slot links (one query per page), the form for it says why up front, and
 a write refused with `SpaceSyncing` comes back as a message at the top of the form (422).
 
+Outlook sync status (`sync.outbound.pending_state`, one query per page for every booking shown): a booking
+whose push to Outlook is pending or failed carries a "Pending sync" / "Not in Outlook" badge on its page, a
+marker on the grids and a badge in "My bookings"; the provider's error text only for its holder and admins.
+The booking's page shows the Teams join link (`Booking.join_url`, http(s) only) to whoever may see its
+details (`privacy.can_see_details`); the form's "Online meeting (Teams)" box sets `BookingInput.online_meeting`.
+
 Holders appear with their avatar (`people/_avatar.html`: the synced photo when the venue syncs photos, else
 initials) on the grids, "My bookings" and a booking's page; which holders have a photo is read once per page.
 """
@@ -42,6 +48,7 @@ from ..auth.views import safe_next
 from ..extensions import db
 from ..integration.photos import holders_with_photos, initials
 from ..sync.freeze import refuse_if_syncing, syncing_space_ids, syncing_spaces_of
+from ..sync.outbound import pending_state
 from ..timeutil import NaiveDatetimeError, local_day_bounds, now_utc, parse_iso, to_local
 from ..venue import current_venue
 from . import display
@@ -240,6 +247,7 @@ def day_view():
         week_href=week_pattern.format,
         avatar=_avatar_maker(venue, {s.booking.holder_id for s in sources}),
         syncing=syncing_spaces_of(venue),
+        outbound=pending_state({s.booking.uid for s in sources}),
     )
     context = dict(
         venue=venue,
@@ -289,6 +297,7 @@ def week_view(space_id: int):
         day_href=lambda d: url_for("booking.day_view", date=d.isoformat()),
         avatar=_avatar_maker(venue, {s.booking.holder_id for s in sources}),
         syncing=syncing_space_ids(closure),
+        outbound=pending_state({s.booking.uid for s in sources}),
     )
     context = dict(
         venue=venue,
@@ -320,6 +329,7 @@ class MyOccurrence:
     title: str
     spaces: list[str] = field(default_factory=list)
     avatar: str = ""  # the holder's (HTML); empty when there is none (an internal block)
+    sync: display.SyncBadge | None = None  # its push to Outlook is pending or failed
 
     @property
     def occurrence_iso(self) -> str:
@@ -352,6 +362,10 @@ def my_bookings():
     bookings = list({o.booking_id: o.booking for o in rows}.values())
     overrides = _prepare(bookings, venue)
     avatar = _avatar_maker(venue, {b.holder_id for b in bookings})
+    outbound = pending_state({b.uid for b in bookings})
+    now = now_utc()
+    badges = {b.id: display.sync_badge(outbound.get(b.uid), venue.tz, show_error=can_edit(b, current_user), now=now)
+              for b in bookings if b.uid in outbound}
     items: dict[tuple[int, datetime], MyOccurrence] = {}
     for row in rows:
         key = (row.booking_id, row.original_start_utc)
@@ -361,7 +375,7 @@ def my_bookings():
             title = visible_title(row.booking, current_user, overrides.get(key))
             holder = row.booking.holder
             items[key] = MyOccurrence(row.booking, row.start_utc, row.end_utc, row.original_start_utc, title,
-                                      avatar=avatar(holder) if holder else "")
+                                      avatar=avatar(holder) if holder else "", sync=badges.get(row.booking_id))
         items[key].spaces.append(row.space.name)
     return render_template(
         "booking/mine.html",
@@ -498,6 +512,7 @@ def _render_detail(booking: Booking, occurrence: OccurrenceTime | None, *, statu
     shown = occurrence or OccurrenceTime(booking.start_utc, booking.start_utc, booking.end_utc)
     details = can_see_details(booking, current_user)
     labels = {f.key: f.label for f in venue.custom_fields}
+    outbound = pending_state([booking.uid]).get(booking.uid)
     holder = booking.holder
     context = dict(
         booking=booking,
@@ -512,6 +527,8 @@ def _render_detail(booking: Booking, occurrence: OccurrenceTime | None, *, statu
         custom_fields=[(labels.get(k, k), v) for k, v in (booking.custom_fields or {}).items()] if details else [],
         pattern=Recurrence.parse(booking.rrule).describe() if booking.rrule else None,
         editable=can_edit(booking, current_user) and not booking.is_cancelled and not shown.cancelled,
+        sync=display.sync_badge(outbound, venue.tz, show_error=can_edit(booking, current_user), now=now_utc()),
+        join_url=display.safe_link(booking.join_url) if details else None,
         errors=list(errors),
         in_dialog=htmx.is_htmx(),
         next_url=safe_next(request.values.get("next")),
