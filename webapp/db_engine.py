@@ -1,9 +1,12 @@
 """Database engine tuning that SQLite needs and PostgreSQL does not.
 
-Public API: `init_app(app)`; `job_transactions()` (see below); `begin_serialised_write()` starts the session's next transaction so that
+Public API: `init_app(app)`; `job_transactions()` and `bounded_wait(ms)` (see below); `begin_serialised_write()` starts the session's next transaction so that
 writers are serialised: on SQLite with `BEGIN IMMEDIATE` (one writer at a time across threads and processes,
 others wait up to the busy timeout); on PostgreSQL it does nothing (booking writes take advisory locks, see
 `booking.locking`).
+
+On SQLite the transactions of POST/PUT/PATCH/DELETE requests (not the webhook's, which takes the lock only
+for its insert) begin with BEGIN IMMEDIATE too (see `init_app`).
 
 SQLite runs in WAL mode (readers never wait for the writer), with foreign keys on and a 30 s busy timeout.
 pysqlite's own transaction handling is switched off so SQLAlchemy's BEGIN is the one that runs (the
@@ -27,6 +30,7 @@ _ALL_IMMEDIATE: ContextVar[bool] = ContextVar("roomsync_sqlite_all_immediate", d
 
 
 SQLITE_BUSY_TIMEOUT_MS = 30000
+_BUSY_TIMEOUT_MS: ContextVar[int] = ContextVar("roomsync_sqlite_busy_timeout", default=SQLITE_BUSY_TIMEOUT_MS)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -42,15 +46,41 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
+        # Per transaction, since a pooled connection serves many callers (see `bounded_wait`).
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS.get()}")
         immediate = connection.get_execution_options().get(IMMEDIATE) or _ALL_IMMEDIATE.get()
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def init_app(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
-        if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+        if engine.dialect.name != "sqlite":
+            return
+        _configure_sqlite(engine)
+
+    # SQLite: a request that changes something reads first (the form's objects) and writes at the commit; if a
+    # worker or the webhook writes in between, its upgrade to writer fails at once ("database is locked").
+    # So the transactions of POST/PUT/PATCH/DELETE requests begin as the writer (BEGIN IMMEDIATE, waiting the
+    # busy timeout). GET requests stay readers. Views must not hold a transaction across a provider call.
+    from flask import g, request
+
+    @app.before_request
+    def _writer_transactions():
+        if request.method in UNSAFE_METHODS and not request.path.startswith("/webhooks/"):
+            g.roomsync_immediate = _ALL_IMMEDIATE.set(True)
+
+    @app.teardown_request
+    def _reader_transactions(_exc=None):
+        token = g.pop("roomsync_immediate", None)
+        if token is not None:
+            try:
+                _ALL_IMMEDIATE.reset(token)
+            except ValueError:  # torn down in another context (a streamed response): just switch it off
+                _ALL_IMMEDIATE.set(False)
 
 
 def dialect_name() -> str:
@@ -103,3 +133,15 @@ def job_transactions():
             session.commit()  # a transaction begun inside must not outlive it (on SQLite it holds the writer lock)
     finally:
         session.expire_on_commit = expire_on_commit
+
+
+@contextmanager
+def bounded_wait(milliseconds: int):
+    """Inside (this thread or task): SQLite transactions wait at most `milliseconds` for the database's locks
+    (its busy timeout, set as each transaction begins), instead of `SQLITE_BUSY_TIMEOUT_MS`. PostgreSQL callers
+    use `SET LOCAL lock_timeout` instead."""
+    token = _BUSY_TIMEOUT_MS.set(int(milliseconds))
+    try:
+        yield
+    finally:
+        _BUSY_TIMEOUT_MS.reset(token)

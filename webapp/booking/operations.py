@@ -754,6 +754,8 @@ def _changed_series_fields(booking: Booking, data: BookingInput) -> list[str]:
         changed.append("rrule")
     if data.kind != booking.kind:
         changed.append("kind")
+    if bool(data.online_meeting) != bool(booking.online_meeting):
+        changed.append("online_meeting")
     return changed
 
 

@@ -145,6 +145,7 @@ def save_settings(venue: Venue, data: SettingsInput, *, validate=run_validation)
     base = normalise_base_url(data.public_base_url or default_public_base_url())
     from .views import LIFECYCLE_PATH, WEBHOOK_PATH  # the paths the webhook blueprint really serves
 
+    db.session.commit()  # the checks call Microsoft 365 for seconds: no transaction stays open meanwhile
     results = validate(ValidationInput(data.butler_email, base, WEBHOOK_PATH, LIFECYCLE_PATH))
     if not all_passed(results):
         db.session.rollback()

@@ -72,8 +72,14 @@ class PairHealth:
 
     @property
     def parity_differences(self) -> int | None:
-        parity = self.pair.last_parity or None
-        return None if parity is None else int(parity.get("difference_count", 0))
+        from .parity import ParityResult
+
+        if not self.pair.last_parity:
+            return None
+        try:
+            return ParityResult.from_json(self.pair.last_parity).difference_count
+        except (KeyError, TypeError, ValueError):  # a stored audit of an older shape: not a verdict
+            return None
 
 
 def _counts_by_space(space_ids: list[int], state: str) -> dict[int, int]:
@@ -138,5 +144,8 @@ def _judge(h: PairHealth, now: datetime) -> None:
     if h.unprocessed:
         h.warnings.append(f"{h.unprocessed} notification(s) waiting to be processed.")
     recent = [i for i in h.incidents if i.at > now - timedelta(minutes=30) and i.cause != "refused"]
-    if recent and not h.problems:
+    lasting = [i for i in recent if i.cause in ("permission", "room_deleted")]
+    if lasting:  # these do not heal by retrying: someone must act
+        h.problems.append(f"{lasting[0].cause_label}: {lasting[0].detail}")
+    elif recent and not h.problems:
         h.warnings.append(f"{len(recent)} error(s) in the last 30 minutes; the sync retries by itself.")

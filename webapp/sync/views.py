@@ -273,3 +273,6 @@ def preview_page(preview_id: int):
 @bp.get("/preview/<int:preview_id>/result")
 def preview_result(preview_id: int):
     return render_template("sync/_preview.html", **_preview_context(_preview_or_404(preview_id)))
+
+
+from . import health_views  # noqa: E402,F401  (routes on bp)

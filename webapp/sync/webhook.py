@@ -67,36 +67,37 @@ def _items(payload) -> list[dict]:
     return items
 
 
-def _begin() -> None:
-    """Begin the webhook's transaction with a bounded wait for locks. On SQLite it begins as the writer
-    (BEGIN IMMEDIATE, waiting at most the deadline): it reads (the subscription) before it writes, and a
-    deferred transaction that has read cannot become the writer once a worker has written."""
-    from ..db_engine import begin_serialised_write
-
-    dialect = db.engine.dialect.name
-    if dialect == "sqlite":
-        db.session.execute(text(f"PRAGMA busy_timeout = {DB_DEADLINE_MS}"))
-        begin_serialised_write()
-    elif dialect == "postgresql":
+def _bound_waits() -> None:
+    """PostgreSQL: lock and statement timeouts local to the transaction (SQLite: `db_engine.bounded_wait`)."""
+    if db.engine.dialect.name == "postgresql":
         db.session.execute(text(f"SET LOCAL lock_timeout = '{DB_DEADLINE_MS}ms'"))
         db.session.execute(text(f"SET LOCAL statement_timeout = '{DB_DEADLINE_MS * 2}ms'"))
 
 
-def _restore_sqlite_timeout() -> None:
-    if db.engine.dialect.name == "sqlite":
-        from ..db_engine import SQLITE_BUSY_TIMEOUT_MS
+def _begin_writing() -> None:
+    """SQLite: the insert runs in a transaction that begins as the writer: one that has read cannot become
+    the writer once a worker has written (see `db_engine`)."""
+    from ..db_engine import begin_serialised_write
 
-        db.session.execute(text(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
+    if db.engine.dialect.name == "sqlite":
+        begin_serialised_write()
 
 
 def accept(payload, kind: str) -> Accepted:
+    from ..db_engine import bounded_wait
+
+    with bounded_wait(DB_DEADLINE_MS):
+        return _accept(payload, kind)
+
+
+def _accept(payload, kind: str) -> Accepted:
     from .subscriptions import pair_for_notification
 
     items = _items(payload)
     result = Accepted()
     now = now_utc()
     try:
-        _begin()
+        _bound_waits()
         rows = []
         for item in items:
             pair = pair_for_notification(item.get("subscriptionId"), item.get("clientState"))
@@ -113,16 +114,14 @@ def accept(payload, kind: str) -> Accepted:
                                  event_id=_event_id(item), received_at=now, state="new"))
             result.pairs.add(pair.id)
         if rows:
+            _begin_writing()  # only now: rejected notifications and handshakes never take the writer lock
             db.session.execute(InboundNotification.__table__.insert(), rows)
             db.session.execute(update(Pair).where(Pair.id.in_(result.pairs)).values(last_notification_at=now))
         result.stored = len(rows)
         db.session.commit()
-    finally:
-        try:
-            _restore_sqlite_timeout()
-            db.session.commit()
-        except Exception:  # noqa: BLE001 — the connection goes back to the pool either way
-            db.session.rollback()
+    except BaseException:
+        db.session.rollback()
+        raise
     if result.rejected:
         log.warning("webhook: %d %s notification(s) with an unknown subscription or a wrong clientState ignored",
                     result.rejected, kind)
