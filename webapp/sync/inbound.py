@@ -5,7 +5,10 @@ Public API:
   (and by `schedule.sweep` for rows left behind). Takes the pair's unprocessed `InboundNotification` rows in
   arrival order, de-duplicates them by event, runs `sync_room_event` once per event and lifecycle handling
   once per kind, and marks the rows done — each event's rows commit with its effects. One worker at a time
-  per pair (a Redis lock; a second worker leaves, the first re-checks before it lets go).
+  per pair (a Redis lock; a second worker leaves, the first re-checks before it lets go). Transient trouble
+  (throttling, 5xx, a revoked permission) records an incident and raises with the rows still new (retried);
+  an event that fails otherwise is recorded and its rows marked "failed" so it cannot hold up the pair (the
+  reconcile repairs it); a room whose mailbox is gone breaks the pair (admins emailed).
 - `sync_room_event(pair_id, event_id, *, deleted=False, event=None)` → what happened ("created", "updated",
   "unchanged", "refused", "removed", "gone", "skipped"): reads the room's copy (unless `event` is given or the
   notification said deleted), its series master for an occurrence, the organizer's copy (by iCalUId: the room's
@@ -49,7 +52,8 @@ from ..booking.models import Booking, Space, Venue
 from ..booking.operations import (BookingInput, ExceptionInput, cancel_booking, create_booking, expand,
                                   occurrence_times, replace_booking)
 from ..extensions import db
-from ..graph.errors import GraphError, NotFound
+from ..graph.errors import (AuthFailed, ConnectionFailed, GraphError, NotFound, PermissionMissing,
+                            ServiceUnavailable, Throttled)
 from ..graph.types import EventDraft
 from ..timeutil import localize, now_utc, to_local
 from .models import SYNCING_STATES, EventLink, InboundNotification, Pair
@@ -57,6 +61,7 @@ from .plan import HORIZON_DAYS, Decision, DecisionContext, RoomItem, decide, hol
 
 log = logging.getLogger(__name__)
 
+TRANSIENT_ERRORS = (Throttled, ServiceUnavailable, ConnectionFailed, PermissionMissing, AuthFailed)
 INBOUND_FLAG = "roomsync_sync_inbound"  # session.info key: writes made by the inbound sync
 _NAMESPACE = uuid.UUID("0d6a3c4e-8f7b-4c3e-9a51-6f0e2b7d9c13")
 DEFAULT_SUBJECTS = ("Booking", "Internal booking")  # what outbound writes for an untitled booking
@@ -178,13 +183,56 @@ def _drain(pair_id: int) -> int:
             # Graph's notifications say what happened, not in what order: the calendar is the truth, read
             # now. Only a batch whose last word is "deleted" may skip the read.
             deleted = same[-1].change_type == "deleted"
-            sync_room_event(pair_id, event_id, deleted=deleted, ctx=ctx)
+            try:
+                sync_room_event(pair_id, event_id, deleted=deleted, ctx=ctx)
+            except TRANSIENT_ERRORS as error:
+                # Throttled, unavailable, permission gone: the rows stay new; the job fails and comes back
+                # (RQ, the sweeper). What it is shows on the health page.
+                _trouble(pair_id, error)
+                raise
+            except GraphError as error:
+                if _room_gone(pair_id, error):
+                    return synced
+                _trouble(pair_id, error)
+                _mark([r.id for r in same], "failed")  # one bad event must not hold up the pair: reconcile retries
+                continue
+            except Exception as error:  # noqa: BLE001 — same: recorded, skipped, repaired by the reconcile
+                db.session.rollback()
+                log.exception("pair %s: event %s could not be synced", pair_id, event_id)
+                _trouble(pair_id, error)
+                _mark([r.id for r in same], "failed")
+                continue
             _mark([r.id for r in same], "done")
             synced += 1
         for event in dict.fromkeys(r.lifecycle_event for r in lifecycle):
             handle_lifecycle(pair_id, event or "")
         if lifecycle:
             _mark([r.id for r in lifecycle], "done")
+
+
+def _trouble(pair_id: int, error: Exception) -> None:
+    from .health import record_incident
+
+    db.session.rollback()
+    record_incident(pair_id, error)
+    db.session.commit()
+
+
+def _room_gone(pair_id: int, error: GraphError) -> bool:
+    """The room's mailbox no longer exists: the pair is broken (admins emailed); its notifications wait."""
+    from ..graph.errors import InvalidUser, MailboxNotEnabled
+    from .pairs import mark_broken
+
+    if not isinstance(error, (InvalidUser, MailboxNotEnabled)):
+        return False
+    db.session.rollback()
+    pair = db.session.get(Pair, pair_id)
+    _trouble(pair_id, error)
+    if pair is not None:
+        mark_broken(pair, f"The room {pair.room_display_name or pair.room_email} ({pair.room_email}) cannot be read "
+                          f"any more in Microsoft 365 ({error}). Unsync it, then pair the space with another room "
+                          "if needed.")
+    return True
 
 
 def _mark(ids: list[int], state: str) -> None:

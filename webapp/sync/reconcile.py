@@ -47,10 +47,18 @@ def reconcile_pair(pair_id: int) -> ReconcileResult | None:
     from ..db_engine import job_transactions
     from .locks import pair_lock
 
+    from ..graph.errors import GraphError
+    from .inbound import _room_gone, _trouble
+
     with job_transactions(), pair_lock("reconcile", pair_id, ttl=1800) as acquired:
         if not acquired:
             return None
-        return _reconcile(pair_id)
+        try:
+            return _reconcile(pair_id)
+        except GraphError as error:  # recorded for the health page; the job fails and the next round retries
+            if not _room_gone(pair_id, error):
+                _trouble(pair_id, error)
+            raise
 
 
 def _round(ctx, pair: Pair, window_start):
