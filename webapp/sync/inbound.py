@@ -323,6 +323,8 @@ def _organizer_copy(ctx: LiveContext, event):
     db.session.commit()
     try:
         found = ctx.graph.find_events_by_ical_uid(organizer, event.ical_uid)
+    except TRANSIENT_ERRORS:
+        raise  # a moment's trouble must not turn a private event public: retried with its notification
     except GraphError:
         return None  # an external organizer or a mailbox we cannot read: the room's copy stands in
     found = [e for e in found if e.type in ("singleInstance", "seriesMaster")]
@@ -400,7 +402,10 @@ def _same(ctx: LiveContext, booking: Booking, data: BookingInput, exceptions, jo
     return wanted == have and bool(booking.rrule) == bool(data.rrule)
 
 
-def _link_rows(ctx: LiveContext, item: RoomItem, uid: str, link: EventLink | None):
+def _link_rows(ctx: LiveContext, item: RoomItem, uid: str, link: EventLink | None, *, owes_write_back=False):
+    """Rows written with the booking: its link. The room copy's changeKey is kept only when nothing is owed
+    to Outlook: while a write-back is owed, the next notification or reconcile must not stop at "unchanged"
+    (a write-back that failed is retried then)."""
     organizer = item.organizer_copy
 
     def rows(booking: Booking) -> None:
@@ -414,7 +419,7 @@ def _link_rows(ctx: LiveContext, item: RoomItem, uid: str, link: EventLink | Non
             target.organizer_event_id = organizer.id
             target.organizer_change_key = organizer.change_key
         target.ical_uid = (organizer or item.room_event).ical_uid
-        target.room_change_key = item.room_event.change_key
+        target.room_change_key = None if owes_write_back else item.room_event.change_key
         source = organizer or item.room_event
         if source.join_url:
             booking.join_url = source.join_url
@@ -440,6 +445,7 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
     data = _input(ctx, item, decision, booking, holder)
     exceptions = tuple(decision.exceptions)
     source = item.organizer_copy or item.room_event
+    owes = _owes_write_back(ctx, item, decision)
     if booking is None:
         uid = booking_uid_for(ctx.room, item.key)
         if db.session.scalar(select(Booking.id).where(Booking.uid == uid)) is not None:
@@ -447,7 +453,7 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
         try:
             create_booking(ctx.venue, data, actor=None, origin="microsoft", bypass_rules=True, uid=uid,
                            exceptions=exceptions, ignore_sync_freeze=True,
-                           also_write=_link_rows(ctx, item, uid, None))
+                           also_write=_link_rows(ctx, item, uid, None, owes_write_back=owes))
         except ConflictError as error:
             return _refuse(ctx, item, _conflict_reason(ctx, error), data.start, data.end, None, None,
                            conflicts=error.conflicts)
@@ -461,13 +467,13 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
         _write_back(ctx, item, decision)
         return "created"
     if _same(ctx, booking, data, exceptions, source.join_url):
-        _link_rows(ctx, item, booking.uid, link)(booking)
+        _link_rows(ctx, item, booking.uid, link, owes_write_back=owes)(booking)
         db.session.commit()
         _write_back(ctx, item, decision)
         return "unchanged"
     try:
         replace_booking(booking, data, exceptions=exceptions, actor=None, origin="microsoft",
-                        also_write=_link_rows(ctx, item, booking.uid, link))
+                        also_write=_link_rows(ctx, item, booking.uid, link, owes_write_back=owes))
     except ConflictError as error:
         return _refuse(ctx, item, _conflict_reason(ctx, error), data.start, data.end, booking, link,
                        conflicts=error.conflicts)
@@ -516,6 +522,12 @@ def _apply_singles(ctx: LiveContext, item: RoomItem, decision: Decision) -> str:
                         conflicts=error.conflicts, decline_id=key)
     db.session.commit()
     return "updated"
+
+
+def _owes_write_back(ctx: LiveContext, item: RoomItem, decision: Decision) -> bool:
+    from .initial import _write_back_plan
+
+    return decision.slot is not None and bool(_write_back_plan(ctx, item, item.key, decision.slot, decision))
 
 
 def _write_back(ctx: LiveContext, item: RoomItem, decision: Decision) -> None:
@@ -632,19 +644,91 @@ def _email(ctx: LiveContext, item: RoomItem, what: str, reason: str, start, end,
 
 
 def _gone(ctx: LiveContext, event_id: str) -> str:
-    """The room's event is gone (deleted, cancelled, the room removed from it, or declined)."""
+    """The room's event is gone. Why decides (the organizer's event says): cancelled or deleted by its
+    organizer, or the room taken off it → the booking (or this space of it) is cancelled; the room declined
+    it → for a booking made in Roomsync that is the race (Outlook took the slot before our push landed):
+    Roomsync's booking stays and wins the slot (`_win_the_slot`); an Outlook-made booking is cancelled."""
     links = list(db.session.scalars(select(EventLink).where(EventLink.room_email == ctx.room,
                                                             EventLink.room_event_id == event_id)))
     if not links:
         return "gone"
+    outcome = "gone"
     for link in links:
         booking = _booking_of(link)
         if booking is None:
             db.session.delete(link)
             continue
-        _cancel(ctx, booking, link, "Cancelled in Outlook.")
+        why = _why_gone(ctx, link)
+        if why in ("declined", "gone_from_room") and (booking.origin == "roomsync" or booking.kind != "regular"):
+            link.room_event_id, link.room_change_key = None, None  # its next room copy is linked by iCalUId
+            db.session.commit()
+            _win_the_slot(ctx, booking)
+            outcome = "kept"
+            continue
+        reasons = {"cancelled": "Cancelled in Outlook.", "removed": "The room was removed from the event in Outlook."}
+        _cancel(ctx, booking, link, reasons.get(why, "Declined by the room in Outlook."))
     db.session.commit()
-    return "gone"
+    return outcome
+
+
+def _why_gone(ctx: LiveContext, link: EventLink) -> str:
+    """cancelled | removed | declined | gone_from_room, from the organizer's copy (one read)."""
+    if not link.organizer_email or not link.organizer_event_id:
+        return "cancelled"
+    db.session.commit()
+    try:
+        event = ctx.graph.get_event(link.organizer_email, link.organizer_event_id)
+    except NotFound:
+        return "cancelled"
+    except GraphError as error:
+        if isinstance(error, TRANSIENT_ERRORS):
+            raise
+        return "cancelled"  # a mailbox we cannot read any more: its room copy is gone, so is the booking
+    if event.is_cancelled:
+        return "cancelled"
+    mine = [a for a in event.room_attendees if a.email.lower() == ctx.room]
+    if not mine:
+        return "removed"
+    # Still on the organizer's event: declined, or its room copy deleted by hand in the room's mailbox.
+    return "declined" if mine[0].response == "declined" else "gone_from_room"
+
+
+def _win_the_slot(ctx: LiveContext, booking: Booking) -> None:
+    """Roomsync's booking stays: decline (as the room, organizers told) the Outlook events holding its times,
+    then push it again so the room accepts it. When no event holds them, the room declined for reasons of its
+    own (its booking window, maximum duration…): the push is marked failed with that reason, and the booking
+    stays in Roomsync — shown to its holder and the admins — rather than being thrown away."""
+    from ..booking.operations import occurrence_times
+    from .outbound import mark_push_failed, request_push
+
+    times = [(o.start, o.end) for o in occurrence_times(booking) if not o.cancelled and o.end > now_utc()]
+    if not times:
+        return
+    uid = booking.uid
+    ical = set(db.session.scalars(select(EventLink.ical_uid).where(EventLink.booking_uid == uid)))
+    db.session.commit()
+    holding = []
+    for event in ctx.graph.iter_calendar_view(ctx.room, min(t[0] for t in times), max(t[1] for t in times)):
+        if event.is_cancelled or event.ical_uid in ical:
+            continue
+        if any(event.start < end and start < event.end for start, end in times):
+            holding.append(event)
+    booking = db.session.scalar(select(Booking).where(Booking.uid == uid))
+    if not holding:
+        mark_push_failed(booking, f"The room {ctx.pair.room_display_name or ctx.room} declined it in Outlook "
+                                  "(its own booking policy: booking window, maximum duration or recurring meetings).")
+        db.session.commit()
+        return
+    for event in holding:
+        key = event.series_master_id or event.id
+        master = ctx.graph.get_event(ctx.room, key) if event.series_master_id else event
+        item = RoomItem(key=key, room_event=master, instances=(event,),
+                        organizer_copy=_organizer_copy(ctx, master))
+        _refuse(ctx, item, f"{ctx.space.name} was already booked in Roomsync for that time.", event.start,
+                event.end, None, None)
+    booking = db.session.scalar(select(Booking).where(Booking.uid == uid))
+    request_push(booking, reason="race")
+    db.session.commit()
 
 
 def _cancel(ctx: LiveContext, booking: Booking, link: EventLink | None, why: str) -> None:

@@ -534,6 +534,10 @@ def _hydrate(ctx: _Run, grouped: dict[str, list], keys: list[str]) -> list[RoomI
                     for i, (key, head) in enumerate(chunk)]
         for (key, head), result in zip(chunk, ctx.graph.batch(requests)):
             if result.error is not None:
+                from .inbound import TRANSIENT_ERRORS
+
+                if isinstance(result.error, TRANSIENT_ERRORS):
+                    raise result.error  # a moment's trouble must not make a private event public: retried
                 continue  # an external organizer or a mailbox we cannot read: the room's copy stands in
             found = [e for e in (result.value or ()) if e.type in ("singleInstance", "seriesMaster")]
             if found:

@@ -24,6 +24,8 @@ Public API:
   Transient failures (throttling, 5xx, connection) keep the push pending with a back-off (`BACKOFF`) and
   raise; after `MAX_ATTEMPTS`, or at once for a permanent refusal (the mailbox is gone, Outlook rejects the
   request), the state becomes "failed": the holder and the admins are emailed and the health page shows it.
+- `mark_push_failed(booking, why)`: a permanent failure found elsewhere (the room declined the booking for
+  reasons of its own).
 - `due_pushes()` → uids whose retry time has come (the sweeper re-queues them); `pending_state(uids)` →
   {uid: OutboundState} for pages.
 - `init_app(app)`.
@@ -132,6 +134,21 @@ def request_push(booking: Booking, reason: str = "") -> None:
     state.state, state.wanted_sequence = "pending", booking.sequence or 0
     state.queued_at, state.next_attempt_at, state.error, state.attempts = now_utc(), None, "", 0
     enqueue_after_commit(push_booking, booking.uid)
+
+
+def mark_push_failed(booking: Booking, why: str) -> None:
+    """Record a permanent failure of the booking's push found by someone else than the push (the room declined
+    it in Outlook for its own reasons): failed with why, incident, holder and admins told."""
+    from .health import record_incident
+
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking.uid))
+    if state is None:
+        state = OutboundState(booking_uid=booking.uid, attempts=0)
+        db.session.add(state)
+    state.state, state.error, state.next_attempt_at = "failed", why[:500], None
+    pair = next((p for _, p in _pairs_of(booking)), None)
+    record_incident(pair.id if pair else None, f"A booking is not in Outlook: {why}", cause="outbound")
+    _tell_failed(booking, why)
 
 
 def pending_state(uids) -> dict[str, OutboundState]:
