@@ -41,13 +41,18 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _record.info["roomsync_busy_timeout"] = SQLITE_BUSY_TIMEOUT_MS
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        # Per transaction, since a pooled connection serves many callers (see `bounded_wait`).
-        connection.exec_driver_sql(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS.get()}")
+        # Per transaction, since a pooled connection serves many callers (see `bounded_wait`); only when it
+        # differs from what this connection has.
+        wanted, info = _BUSY_TIMEOUT_MS.get(), connection.connection.info
+        if info.get("roomsync_busy_timeout") != wanted:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+            info["roomsync_busy_timeout"] = wanted
         immediate = connection.get_execution_options().get(IMMEDIATE) or _ALL_IMMEDIATE.get()
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 

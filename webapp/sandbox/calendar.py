@@ -829,16 +829,15 @@ def _process_rooms(state, doc: dict, moment: datetime, changes: list[Change]) ->
         if settings["automateProcessing"] != "AutoAccept":
             continue
         existing = previous_copies.get(room["id"])
-        if _room_verdict(state, room, settings, doc, moment):
-            copies[room["id"]] = _write_room_copy(state, room, doc, existing, moment, changes)
-            response = "accepted"
-        else:
-            if existing:
-                _cancel_room_copy(state, existing, moment, changes)
-            response = "declined"
-        if attendee["status"]["response"] != response:
+        accepted = _room_verdict(state, room, settings, doc, moment)
+        response = "accepted" if accepted else "declined"
+        if attendee["status"]["response"] != response:  # before the copy is written: it shows the reply too
             attendee["status"] = {"response": response, "time": iso_z(moment)}
             statuses_changed = True
+        if accepted:
+            copies[room["id"]] = _write_room_copy(state, room, doc, existing, moment, changes)
+        elif existing:
+            _cancel_room_copy(state, existing, moment, changes)
     for room_id, copy_id in previous_copies.items():
         if room_id not in copies:  # the room left the attendees (or declined): its copy goes
             _cancel_room_copy(state, copy_id, moment, changes)

@@ -1115,6 +1115,7 @@ def step_audit(ctx: _Run) -> None:
     _release()
     result = audit_pair(ctx.pair.id, start=ctx.window_start, end=ctx.horizon)
     ctx.run.parity = result.to_json()
+    ctx.pair.last_parity = ctx.run.parity  # the health page's "last audit" until the first reconcile
     _audit(ctx, "sync.parity", result.summary())
     _next_step(ctx)
 
