@@ -23,7 +23,7 @@ Public API:
     share it, a master's names its series; `'` is escaped as `''` per OData);
   - subscriptions: `create_subscription(resource, notification_url, expiration, client_state,
     lifecycle_url=None, change_type="created,updated,deleted")`, `renew_subscription(id, expiration)`,
-    `delete_subscription(id)`;
+    `get_subscription(id)` (NotFound once Graph removed or expired it), `delete_subscription(id)`;
   - `batch(requests)` → `[BatchResult]` in request order, and the request builders `get_user_request`,
     `get_event_request`, `calendar_view_request` (first page only), `create_event_request`,
     `delete_event_request`, `find_events_by_ical_uid_request` (value: a tuple of `Event`, first page only),
@@ -455,6 +455,10 @@ class GraphClient:
 
     def delete_subscription(self, subscription_id: str) -> None:
         self._send("DELETE", f"/subscriptions/{_segment(subscription_id)}")
+
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        response = self._send("GET", f"/subscriptions/{_segment(subscription_id)}")
+        return Subscription.from_graph(_json_or_none(response) or {})
 
     # ------------------------------------------------------------ $batch
 

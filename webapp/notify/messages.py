@@ -44,7 +44,7 @@ from .models import OutboxMessage
 MAX_SYNCED_ROOMS = 10
 
 
-def _render(name: str, **context) -> tuple[str, str]:
+def _render(name: str, /, **context) -> tuple[str, str]:
     """(text, html) of an email. Straight from the Jinja environment: no request, user or CSRF context
     exists in a job, and none belongs in an email. `.html` autoescapes; `.txt` does not."""
     env = current_app.jinja_env

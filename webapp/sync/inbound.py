@@ -143,10 +143,10 @@ def process_notifications(pair_id: int) -> int:
 def _process(pair_id: int, pair_lock) -> int:
     done = 0
     while True:
-        with pair_lock("inbound", pair_id) as acquired:
-            if not acquired:
+        with pair_lock("inbound", pair_id) as held:
+            if not held:
                 return done  # another worker holds the pair; it re-checks for new rows before it lets go
-            done += _drain(pair_id)
+            done += _drain(pair_id, held)
         # Rows that arrived while we held the lock and whose own job found it taken: take them now.
         if not _has_new(pair_id):
             return done
@@ -157,7 +157,7 @@ def _has_new(pair_id: int) -> bool:
         InboundNotification.pair_id == pair_id, InboundNotification.state == "new").limit(1)) is not None
 
 
-def _drain(pair_id: int) -> int:
+def _drain(pair_id: int, held) -> int:
     from .subscriptions import handle_lifecycle
 
     synced = 0
@@ -204,6 +204,7 @@ def _drain(pair_id: int) -> int:
                 continue
             _mark([r.id for r in same], "done")
             synced += 1
+            held.refresh()
         for event in dict.fromkeys(r.lifecycle_event for r in lifecycle):
             handle_lifecycle(pair_id, event or "")
         if lifecycle:

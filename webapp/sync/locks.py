@@ -1,7 +1,9 @@
 """Short Redis locks that keep one worker at a time on a piece of sync work.
 
-Public API: `pair_lock(kind, key, ttl=LOCK_TTL)` — a context manager yielding whether this process holds
-the lock `roomsync:lock:{kind}:{key}` (non-blocking). Without Redis (`REDIS_URL` unset: tests running jobs
+Public API: `pair_lock(kind, key, ttl=LOCK_TTL)` — a context manager yielding a `Held` handle, truthy when
+this process holds the lock `roomsync:lock:{kind}:{key}` (non-blocking); `held.refresh()` extends it by
+`ttl` again (long work refreshes it as it goes, so the TTL can stay short: a killed worker's lock lapses
+within `ttl` seconds). Without Redis (`REDIS_URL` unset: tests running jobs
 inline) or when Redis cannot be reached it yields True: the work it guards is idempotent, the lock only
 saves duplicate effort, so an outage must not stop the sync.
 """
@@ -15,13 +17,32 @@ from flask import current_app
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL = 300  # seconds: a worker killed while holding it frees it by then
+LOCK_TTL = 30  # seconds: a worker killed while holding it frees it by then
+
+
+class Held:
+    def __init__(self, lock=None, acquired: bool = True, ttl: int = LOCK_TTL):
+        self._lock, self._acquired, self._ttl = lock, acquired, ttl
+
+    def __bool__(self) -> bool:
+        return self._acquired
+
+    def refresh(self) -> None:
+        if self._lock is None or not self._acquired:
+            return
+        from redis.exceptions import RedisError
+
+        try:
+            self._lock.extend(self._ttl, replace_ttl=True)
+        except Exception as error:  # noqa: BLE001 — lost or Redis gone: the work is idempotent, carry on
+            if not isinstance(error, RedisError):
+                log.info("lock refresh failed: %s", error)
 
 
 @contextmanager
 def pair_lock(kind: str, key, ttl: int = LOCK_TTL):
     if not current_app.config.get("REDIS_URL"):
-        yield True
+        yield Held()
         return
     from redis.exceptions import RedisError
 
@@ -32,10 +53,10 @@ def pair_lock(kind: str, key, ttl: int = LOCK_TTL):
         acquired = lock.acquire()
     except RedisError:
         log.warning("Redis unavailable: %s %s runs without its lock", kind, key)
-        yield True
+        yield Held()
         return
     try:
-        yield acquired
+        yield Held(lock, acquired, ttl)
     finally:
         if acquired:
             try:

@@ -178,7 +178,7 @@ def push_booking(booking_uid: str) -> None:
 
     with job_transactions():
         for _ in range(5):  # a booking edited while we pushed is pushed again, up to a point
-            with pair_lock("outbound", booking_uid) as acquired:
+            with pair_lock("outbound", booking_uid, ttl=120) as acquired:
                 if not acquired:
                     return  # the holder of the lock re-checks the sequence before it lets go
                 if not _push_once(booking_uid):

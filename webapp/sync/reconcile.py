@@ -50,7 +50,7 @@ def reconcile_pair(pair_id: int) -> ReconcileResult | None:
     from ..graph.errors import GraphError
     from .inbound import _room_gone, _trouble
 
-    with job_transactions(), pair_lock("reconcile", pair_id, ttl=1800) as acquired:
+    with job_transactions(), pair_lock("reconcile", pair_id, ttl=600) as acquired:
         if not acquired:
             return None
         try:

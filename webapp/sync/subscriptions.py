@@ -1,13 +1,14 @@
 """The Graph subscription of each live pair: create, renew, recreate, delete; lifecycle events.
 
 Public API:
-- `ensure_subscription(pair_id)`: job. Makes the pair's subscription exist and last: creates one (random
+- `ensure_subscription(pair_id)` → "created" | "renewed" | "checked" (None: not a syncing pair): job. Makes the pair's subscription exist and last: creates one (random
   `clientState`, stored only as its SHA-256; lifecycle URL; resource `users/{room}/events`, created, updated
   and deleted) when it has none or its Graph id is unknown to Graph, renews it when it expires within
-  `RENEW_BEFORE` (or at once with `force_renew`; `force_new` replaces it). A pair whose initial sync is done becomes "live" once subscribed. Failures are recorded on
+  `RENEW_BEFORE` (or at once with `force_renew`; `force_new` replaces it), and otherwise reads it (one GET)
+  to notice a subscription deleted behind our back. A pair whose initial sync is done becomes "live" once subscribed. Failures are recorded on
   the subscription and as an incident, then raised (RQ retries; the scheduler calls again).
-- `renew_due()`: job (cron, every `RENEW_CHECK_SECONDS`): `ensure_subscription` for every syncing pair whose
-  subscription is missing, failed, or expires within `RENEW_BEFORE`.
+- `renew_due()`: job (cron, every `RENEW_CHECK_SECONDS`): `ensure_subscription` for every syncing pair (it
+  renews those due, recreates missing ones and checks the others with one GET each).
 - `delete_subscription(graph_id)`: job (unsync): deletes it in Graph; a subscription Graph no longer knows
   counts as deleted.
 - `handle_lifecycle(pair_id, event)`: job. `reauthorizationRequired` → renew; `subscriptionRemoved` →
@@ -71,12 +72,6 @@ def pair_for_notification(graph_id: str | None, client_state: str | None) -> Pai
     return row.pair
 
 
-def _incident(pair: Pair, error: Exception | str, cause: str | None = None) -> None:
-    from .health import record_incident
-
-    record_incident(pair.id, error, cause=cause)
-
-
 def _create(pair: Pair, row: Subscription) -> None:
     notification_url, lifecycle_url = _urls()
     client_state = secrets.token_urlsafe(32)
@@ -86,10 +81,11 @@ def _create(pair: Pair, row: Subscription) -> None:
     row.expires_at, row.state, row.error, row.renewed_at = created.expiration, "active", "", now_utc()
 
 
-def ensure_subscription(pair_id: int, *, force_new: bool = False, force_renew: bool = False) -> None:
+def ensure_subscription(pair_id: int, *, force_new: bool = False, force_renew: bool = False) -> str | None:
     pair = db.session.get(Pair, pair_id)
     if pair is None or pair.state not in SYNCING_STATES:
-        return
+        return None
+    outcome = "checked"
     row = db.session.scalar(select(Subscription).where(Subscription.pair_id == pair.id))
     if row is None:
         row = Subscription(pair_id=pair.id, state="failed")
@@ -97,33 +93,45 @@ def ensure_subscription(pair_id: int, *, force_new: bool = False, force_renew: b
         db.session.commit()
     try:
         if row.graph_id and not force_new:
-            if (force_renew or row.expires_at is None or row.expires_at - now_utc() < RENEW_BEFORE
-                    or row.state != "active"):
-                try:
+            due = (force_renew or row.expires_at is None or row.expires_at - now_utc() < RENEW_BEFORE
+                   or row.state != "active")
+            try:
+                if due:
                     renewed = _graph().renew_subscription(row.graph_id, now_utc() + LIFETIME)
                     row.expires_at, row.state, row.error, row.renewed_at = renewed.expiration, "active", "", now_utc()
-                except NotFound:  # removed or expired in Graph: a new one, and a reconcile for what was missed
-                    log.warning("subscription of pair %s is gone in Graph; creating a new one", pair.id)
-                    _create(pair, row)
-                    _after_recreate(pair)
+                    outcome = "renewed"
+                else:
+                    _graph().get_subscription(row.graph_id)  # still there? (deleted behind our back: NotFound)
+            except NotFound:  # removed or expired in Graph: a new one, and a reconcile for what was missed
+                log.warning("subscription of pair %s is gone in Graph; creating a new one", pair.id)
+                _create(pair, row)
+                _after_recreate(pair)
+                outcome = "created"
         else:
             old = row.graph_id
             _create(pair, row)
+            outcome = "created"
             if old:
                 _delete_quietly(old)
             if old or force_new:
                 _after_recreate(pair)
     except GraphError as error:
+        from .health import cause_of, record_incident
+
         db.session.rollback()
         row = db.session.scalar(select(Subscription).where(Subscription.pair_id == pair_id))
         row.state, row.error = "failed", str(error)[:500]
-        db.session.commit()
-        _incident(pair, error, "subscription")
+        cause = cause_of(error)
+        record_incident(pair_id, f"The subscription could not be {'renewed' if row.graph_id else 'created'}: "
+                                 f"{error}", cause=cause if cause in ("permission", "room_deleted", "throttled")
+                        else "subscription")
+        db.session.commit()  # recorded before the job fails: its rollback must not take the incident along
         raise
     if pair.state == "done":
         pair.state = "live"
         pair.state_detail = "Live: changes flow both ways."
     db.session.commit()
+    return outcome
 
 
 def _after_recreate(pair: Pair) -> None:
@@ -148,19 +156,19 @@ def delete_subscription(graph_id: str) -> None:
 
 
 def renew_due() -> list[int]:
-    soon = now_utc() + RENEW_BEFORE
-    due = []
-    for pair in db.session.scalars(select(Pair).where(Pair.state.in_(tuple(SYNCING_STATES)))):
-        row = db.session.scalar(select(Subscription).where(Subscription.pair_id == pair.id))
-        if row is None or row.state != "active" or not row.graph_id or row.expires_at is None or row.expires_at < soon:
-            due.append(pair.id)
-    for pair_id in due:
+    """Every syncing pair: renewed when due, recreated when missing or unknown to Graph, else checked.
+    Returns the pairs whose subscription was renewed or (re)created, or failed to be."""
+    changed = []
+    for pair_id in list(db.session.scalars(select(Pair.id).where(Pair.state.in_(tuple(SYNCING_STATES)))
+                                           .order_by(Pair.id))):
         try:
-            ensure_subscription(pair_id)
+            if ensure_subscription(pair_id) != "checked":
+                changed.append(pair_id)
         except Exception:  # noqa: BLE001 — one pair's failure (recorded as an incident) must not stop the others
             db.session.rollback()
+            changed.append(pair_id)
             log.warning("subscription of pair %s could not be ensured", pair_id, exc_info=True)
-    return due
+    return changed
 
 
 def handle_lifecycle(pair_id: int, event: str) -> None:
