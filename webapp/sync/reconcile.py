@@ -149,6 +149,13 @@ def _push_unseen(ctx, window_start) -> int:
 
 
 def audit_now(pair_id: int) -> int | None:
+    from ..db_engine import job_transactions
+
+    with job_transactions():
+        return _audit(pair_id)
+
+
+def _audit(pair_id: int) -> int | None:
     from .parity import audit_pair
 
     pair = db.session.get(Pair, pair_id)

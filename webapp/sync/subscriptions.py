@@ -82,6 +82,13 @@ def _create(pair: Pair, row: Subscription) -> None:
 
 
 def ensure_subscription(pair_id: int, *, force_new: bool = False, force_renew: bool = False) -> str | None:
+    from ..db_engine import job_transactions
+
+    with job_transactions():
+        return _ensure(pair_id, force_new, force_renew)
+
+
+def _ensure(pair_id: int, force_new: bool, force_renew: bool) -> str | None:
     pair = db.session.get(Pair, pair_id)
     if pair is None or pair.state not in SYNCING_STATES:
         return None
@@ -90,7 +97,7 @@ def ensure_subscription(pair_id: int, *, force_new: bool = False, force_renew: b
     if row is None:
         row = Subscription(pair_id=pair.id, state="failed")
         db.session.add(row)
-        db.session.commit()
+    db.session.commit()  # no transaction stays open across the Graph calls below
     try:
         if row.graph_id and not force_new:
             due = (force_renew or row.expires_at is None or row.expires_at - now_utc() < RENEW_BEFORE
