@@ -707,3 +707,16 @@ def test_an_admin_who_organised_the_private_event_reads_their_own_message(venue,
         dedup_key="refused:own")
     db.session.commit()
     assert PRIVATE_TITLE in login(admin).get(f"/admin/outbox/{message.id}").get_data(as_text=True)
+
+
+def test_smtp_url_stands_for_the_mail_settings():
+    from webapp.config import mail_from_smtp_url
+
+    assert mail_from_smtp_url("smtp+starttls://ann%40x.test:p%3Ass@mail.x.test:587") == {
+        "MAIL_SERVER": "mail.x.test", "MAIL_PORT": "587", "MAIL_USERNAME": "ann@x.test", "MAIL_PASSWORD": "p:ss",
+        "MAIL_SSL": False, "MAIL_STARTTLS": True}
+    assert mail_from_smtp_url("smtps://mail.x.test")["MAIL_SSL"] is True
+    assert mail_from_smtp_url("smtp://127.0.0.1:2525?starttls=1")["MAIL_STARTTLS"] is True
+    assert mail_from_smtp_url("smtp://127.0.0.1:2525")["MAIL_STARTTLS"] is False
+    with pytest.raises(ValueError):
+        mail_from_smtp_url("http://mail.x.test")

@@ -18,6 +18,8 @@ Environment variables (all optional):
 - `PUBLIC_BASE_URL`: the address at which the provider reaches Roomsync's webhooks (`make run` sets
   http://127.0.0.1:$PORT, which the local sandbox accepts).
 - `GRAPH_*`: the Microsoft 365 tenant, read by `webapp.graph.settings` (see there).
+- `SMTP_URL` (`smtp://user:password@host:port`, `smtp+starttls://…`, `smtps://…`): the mail settings in one
+  variable (`mail_from_smtp_url`); it wins over the separate ones below.
 - `MAIL_SERVER`, `MAIL_PORT`, `MAIL_USERNAME`, `MAIL_PASSWORD`, `MAIL_STARTTLS`, `MAIL_SSL`, `MAIL_CA_BUNDLE`,
   `MAIL_FROM`, `MAIL_TIMEOUT`: outgoing mail, read by `webapp.notify.mailer` (see there). No `MAIL_SERVER`
   (the default): emails stay in the admin outbox page.
@@ -47,6 +49,22 @@ def _secret_key(instance_path: Path) -> str:
         key_file.write_text(secrets.token_urlsafe(48))
         key_file.chmod(0o600)
     return key_file.read_text().strip()
+
+
+def mail_from_smtp_url(url: str) -> dict:
+    """`SMTP_URL` → the MAIL_* settings it stands for: `smtp://[user[:password]@]host[:port]` (plain, or
+    `?starttls=1`), `smtp+starttls://…` (STARTTLS) or `smtps://…` (implicit TLS); user and password
+    percent-decoded. Raises ValueError for anything else."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
+        raise ValueError("SMTP_URL must look like smtp://user:password@host:587 (or smtps://, smtp+starttls://)")
+    starttls = scheme == "smtp+starttls" or parse_qs(parts.query).get("starttls", ["0"])[0] in ("1", "true")
+    return {"MAIL_SERVER": parts.hostname, "MAIL_PORT": str(parts.port or ""),
+            "MAIL_USERNAME": unquote(parts.username or ""), "MAIL_PASSWORD": unquote(parts.password or ""),
+            "MAIL_SSL": scheme == "smtps", "MAIL_STARTTLS": starttls}
 
 
 def load_config(instance_path: str, overrides: dict | None = None) -> dict:
@@ -79,6 +97,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "MAIL_CA_BUNDLE": os.environ.get("MAIL_CA_BUNDLE", ""),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Roomsync <roomsync@localhost>"),
         "MAIL_TIMEOUT": os.environ.get("MAIL_TIMEOUT", "10"),
+        **(mail_from_smtp_url(os.environ["SMTP_URL"]) if os.environ.get("SMTP_URL") else {}),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
     }
