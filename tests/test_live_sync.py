@@ -472,3 +472,52 @@ def test_with_neither_database_nor_redis_the_webhook_answers_503_in_time(live, a
         took = time.monotonic() - started
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
     assert took < 3.0
+
+
+def test_a_roomsync_edit_made_while_outlook_news_is_processed_wins(live, monkeypatch, app):
+    """The lost-update race the benchmark found: the inbound job reads the event, the user moves the booking
+    in Roomsync (its push lands), then the job would apply what it read over the user's move."""
+    event = meeting(TOM, "Planning", day(2, 10), day(2, 11))
+    settle(live["connected"], live["pair"])
+    [booking] = live_bookings(live["a"])
+    graph_client().update_event(TOM, event.id, EventDraft(start=day(2, 11), end=day(2, 12)))  # news from Outlook
+    tenant_state(live["connected"]).delivery.flush(timeout=10)
+    original = inbound._organizer_copy
+    moved = []
+
+    def user_moves_it_meanwhile(ctx, room_event):
+        copy = original(ctx, room_event)  # what Outlook said when read: 11:00–12:00
+        if not moved:  # another person, another process: its own session
+            import threading
+
+            def edit():
+                with app.app_context():
+                    from webapp.auth.models import User
+
+                    mine = db.session.get(Booking, booking.id)
+                    data = input_from_booking(mine)
+                    data.start, data.end = day(2, 14), day(2, 15)
+                    boss = db.session.scalar(select(User).where(User.email == "boss@roomsync.test"))
+                    update_booking(mine, data, actor=boss, bypass_rules=True)
+                    db.session.remove()
+
+            worker = threading.Thread(target=edit)
+            worker.start()
+            worker.join()
+            moved.append(True)
+        return copy
+
+    queued = []  # the user's push waits in the queue while the inbound job finishes
+    real_push = outbound.push_booking
+    monkeypatch.setattr(outbound, "push_booking", lambda uid: queued.append(uid))
+    monkeypatch.setattr(inbound, "_organizer_copy", user_moves_it_meanwhile)
+    settle(live["connected"], live["pair"])
+    monkeypatch.undo()
+    assert queued == [booking.uid]
+    real_push(booking.uid)  # now a worker takes the push
+    settle(live["connected"], live["pair"])
+    [after] = live_bookings(live["a"])
+    assert moved and (after.start_utc, after.end_utc) == (day(2, 14), day(2, 15))  # the user's move stands
+    organizer_copy = graph_client().get_event(TOM, event.id)
+    assert (organizer_copy.start, organizer_copy.end) == (day(2, 14), day(2, 15))
+    assert reconcile.audit_now(live["pair"].id) == 0

@@ -722,6 +722,9 @@ def replace_booking(
         times = expand(venue.tz, data.start, data.end, data.rrule, exception_rows)
         _check_series_shape(times)
         lock_spaces(space_closure(old_space_ids + data.space_ids))
+        db.session.refresh(booking)  # under the locks: the caller's copy may predate another writer's commit
+        if booking.cancelled_at is not None:
+            raise ValidationError({"booking": "This booking is cancelled."})
         booking.start_utc, booking.end_utc, booking.rrule = data.start, data.end, data.rrule
         booking.exceptions.clear()
         db.session.flush()

@@ -10,7 +10,7 @@ Public API:
   an event that fails otherwise is recorded and its rows marked "failed" so it cannot hold up the pair (the
   reconcile repairs it); a room whose mailbox is gone breaks the pair (admins emailed).
 - `sync_room_event(pair_id, event_id, *, deleted=False, event=None)` → what happened ("created", "updated",
-  "unchanged", "refused", "removed", "gone", "skipped"): reads the room's copy (unless `event` is given or the
+  "unchanged", "refused", "removed", "gone", "kept", "skipped"): reads the room's copy (unless `event` is given or the
   notification said deleted), its series master for an occurrence, the organizer's copy (by iCalUId: the room's
   copy has its subject and private flag stripped), a series' instances; decides with `plan.decide` (the same
   table as the initial sync: >10 paired rooms → removed, overnight → refused, otherwise imported and adjusted
@@ -24,6 +24,10 @@ Rules (issue 6, DESIGN "The sync, in one page"):
   booking field by field and occurrence by occurrence, and an equal one changes nothing.
 - A booking Roomsync pushed is found by its link (the room's event id once known, else the meeting's
   iCalUId on this room) and is updated like any other: the organizer changed it in Outlook.
+- Roomsync's newer edit wins: a booking whose push to Outlook is pending, or landed after the event was read,
+  is left alone ("kept": `RoomsyncIsNewer`, checked inside the write's locked transaction) — the push brings
+  Outlook in line and its echo is synced then. Without this a user's edit made while a notification was
+  being processed was silently undone (found by the live-sync benchmark).
 - Venue rules are not applied; overlaps and space-sharing are. A conflict refuses the Outlook event: the
   room declines it with the reason, the organizer is emailed, an existing booking it would have changed is
   cancelled (nothing half-applied stays behind), and Roomsync's conflicting bookings are pushed again so the
@@ -76,6 +80,7 @@ class LiveContext:
     butler: str | None
     paired: frozenset[str]
     holders: dict = field(default_factory=dict)
+    read_at: datetime | None = None  # when the event being synced was read from Outlook
 
     @property
     def room(self) -> str:
@@ -252,8 +257,30 @@ def sync_room_event(pair_id: int, event_id: str, *, deleted: bool = False, event
     if ctx is None:
         return "skipped"
     db.session.expire_all()  # other processes write bookings and links between events
+    ctx.read_at = now_utc()
     with inbound_writes():
-        return _sync(ctx, event_id, deleted, event)
+        try:
+            return _sync(ctx, event_id, deleted, event)
+        except RoomsyncIsNewer:
+            db.session.rollback()
+            return "kept"
+
+
+class RoomsyncIsNewer(Exception):
+    """The booking changed in Roomsync after (or while) its event was read from Outlook: its push, pending or
+    just landed, carries the newer version; applying what we read would undo it."""
+
+
+def _check_not_newer(ctx: LiveContext, booking_uid: str) -> None:
+    """Raise `RoomsyncIsNewer` when the booking's own push is pending, or landed after our read. Called inside
+    the write's locked transaction (and before a cancellation), so an edit cannot slip in between."""
+    from .models import OutboundState
+
+    state, done_at = db.session.execute(select(OutboundState.state, OutboundState.done_at).where(
+        OutboundState.booking_uid == booking_uid)).first() or (None, None)
+    if state == "pending" or (state == "done" and done_at is not None and ctx.read_at is not None
+                              and done_at >= ctx.read_at - timedelta(seconds=1)):
+        raise RoomsyncIsNewer(booking_uid)
 
 
 def _read(ctx: LiveContext, event_id: str):
@@ -410,6 +437,8 @@ def _link_rows(ctx: LiveContext, item: RoomItem, uid: str, link: EventLink | Non
     organizer = item.organizer_copy
 
     def rows(booking: Booking) -> None:
+        if link is not None:
+            _check_not_newer(ctx, booking.uid)
         target = link
         if target is None:
             target = EventLink(booking_uid=uid, kind="two_way", room_email=ctx.room, room_event_id=item.key)
@@ -659,6 +688,7 @@ def _gone(ctx: LiveContext, event_id: str) -> str:
         if booking is None:
             db.session.delete(link)
             continue
+        _check_not_newer(ctx, booking.uid)  # our push moved or re-created it: its echo will tell
         why = _why_gone(ctx, link)
         if why in ("declined", "gone_from_room") and (booking.origin == "roomsync" or booking.kind != "regular"):
             link.room_event_id, link.room_change_key = None, None  # its next room copy is linked by iCalUId
