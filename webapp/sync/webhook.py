@@ -8,11 +8,14 @@ Public API:
   stamped, and `inbound.process_notifications` queued once per pair after the commit. Queueing that fails
   (Redis down) leaves the rows for the sweeper: they are persisted, so the answer is still 202.
 - `BadPayload`: raised for a body that is not a notification collection (the view answers 400).
-- `spill(raw_body, kind)` / `drain_spill()`: when the database cannot take the rows in time, the raw body
-  goes to a Redis list instead (still 202); the sweeper replays it into the database. Only when both fail
+- `spill(raw_body, kind)` / `drain_spill()` / `drain_spill_job()`: when the database cannot take the rows in
+  time, the raw body goes to a Redis list instead (still 202) and a job replays it into the database (the
+  sweeper too, should that job be lost). Only when both fail
   does the view answer 503, and Graph retries.
-- `DB_DEADLINE_MS`: how long the webhook's transaction may wait for a lock (SQLite busy timeout,
-  PostgreSQL lock and statement timeouts), so the answer stays well under Graph's 3 seconds.
+- `DB_DEADLINE_MS` (PostgreSQL lock and statement timeouts) and `SQLITE_DEADLINE_MS` (SQLite's busy timeout):
+  how long the webhook's transaction may wait for a lock, so the answer stays well under Graph's 3 seconds.
+- `QUEUED_KEY`: while a pair's processing job waits in the queue no second one is queued for it (a burst of
+  notifications is one job, not fifty); `inbound.process_notifications` clears it as it starts.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from .models import InboundNotification, Pair
 log = logging.getLogger(__name__)
 
 DB_DEADLINE_MS = 1500
+SQLITE_DEADLINE_MS = 300  # SQLite's busy wait is unfair to a waiter: better spill to Redis early
+QUEUED_KEY = "roomsync:inbound:queued:{}"  # set while a pair's processing job waits in the queue
+QUEUED_TTL = 60
 SPILL_KEY = "roomsync:webhook:spill"
 MAX_ITEMS = 1000
 _EVENT_SEGMENT = "/events/"
@@ -86,7 +92,7 @@ def _begin_writing() -> None:
 def accept(payload, kind: str) -> Accepted:
     from ..db_engine import bounded_wait
 
-    with bounded_wait(DB_DEADLINE_MS):
+    with bounded_wait(SQLITE_DEADLINE_MS if db.engine.dialect.name == "sqlite" else DB_DEADLINE_MS):
         return _accept(payload, kind)
 
 
@@ -145,11 +151,14 @@ def _queue(pair_ids) -> None:
     if not current_app.config.get("REDIS_URL"):
         return  # no queue configured: the sweeper (or a test) processes the rows
     try:
-        from ..jobs import queue
+        from ..jobs import queue, redis_connection
 
-        q = queue()
+        q, conn = queue(), redis_connection()
         for pair_id in sorted(pair_ids):
-            q.enqueue(process_notifications, pair_id, job_timeout=600)
+            # One waiting job per pair is enough: it takes every row stored before it starts (a burst of
+            # 50 notifications a second must not become 50 jobs, each paying a worker's fork).
+            if conn.set(QUEUED_KEY.format(pair_id), "1", nx=True, ex=QUEUED_TTL):
+                q.enqueue(process_notifications, pair_id, job_timeout=600)
     except Exception:  # noqa: BLE001 — persisted already; the sweeper queues them
         log.warning("webhook: could not queue processing (Redis?); the sweeper will", exc_info=True)
 
@@ -161,10 +170,21 @@ def spill(raw_body: bytes, kind: str) -> bool:
         if not current_app.config.get("REDIS_URL"):
             return False
         redis_connection().rpush(SPILL_KEY, json.dumps({"kind": kind, "body": raw_body.decode("utf-8", "replace")}))
-        return True
     except Exception:  # noqa: BLE001
         log.error("webhook: neither the database nor Redis took a notification; Graph will retry")
         return False
+    try:
+        from ..jobs import queue
+
+        queue().enqueue(drain_spill_job)  # stored within seconds, not at the next sweep
+    except Exception:  # noqa: BLE001 — the sweeper drains it
+        pass
+    return True
+
+
+def drain_spill_job() -> int:
+    """Job: store what the webhook spilled (see `drain_spill`)."""
+    return drain_spill()
 
 
 def drain_spill(limit: int = 1000) -> int:
