@@ -5,7 +5,8 @@ Public API:
   configuration (`settings.load_settings`): built on first use and cached per process id and settings, so
   nothing connects before a worker forks and a changed configuration (a restarted sandbox) gets a new
   client. `limited=True` shares the per-mailbox limiter through the app's `REDIS_URL`; `limited=False` (the
-  settings page's short validation tests, which run in a web request) uses no limiter. Raises
+  settings page's short validation tests, which run in a web request) uses no limiter. With Redis the app
+  token is shared by every process (`auth.SharedTokens`), so each short-lived job does not sign in again. Raises
   `GraphSettingsError` when no tenant is configured or a setting is unusable.
 - `configured(app=None)` → whether a tenant is configured.
 - `reset_graph_clients()` — forget every cached client, session and token (tests).
@@ -71,14 +72,21 @@ def graph_client(app=None, *, limited: bool = True) -> GraphClient:
     with _lock:
         client = _clients.get(key)
         if client is None:
-            limiter = NullLimiter()
+            limiter, tokens = NullLimiter(), None
             if redis_url:
+                import hashlib
+
                 from redis import Redis  # connects lazily, on the first limited request
 
-                limiter = RedisMailboxLimiter(Redis.from_url(redis_url),
-                                              lease_seconds=settings.connect_timeout + settings.read_timeout
+                from .auth import SharedTokens, TokenProvider, http_session
+
+                redis = Redis.from_url(redis_url)
+                limiter = RedisMailboxLimiter(redis, lease_seconds=settings.connect_timeout + settings.read_timeout
                                               + _LEASE_MARGIN)
-            client = _clients[key] = GraphClient(settings, limiter=limiter)
+                digest = hashlib.sha256(repr(settings.cache_key()).encode()).hexdigest()[:32]
+                tokens = TokenProvider(settings, http_session(settings),
+                                       shared=SharedTokens(redis, f"roomsync:graph:token:{digest}"))
+            client = _clients[key] = GraphClient(settings, limiter=limiter, tokens=tokens)
         return client
 
 

@@ -13,6 +13,9 @@ Public API:
   answered 5xx); `invalidate()` → drop the cached app tokens after Graph answered 401, so the next
   `token()` asks the identity platform again; `requests` counts the token requests that went to the
   network (tests and the benchmark read it).
+- `SharedTokens(redis, key)`: the app token shared by every process through Redis (`TokenProvider`'s
+  optional `shared`; `graph_client` passes one when the app has Redis), so short-lived job processes do not
+  each sign in again.
 - `token_provider(settings)` → the process's provider for these settings (built on first use, cached per
   settings and per process id, so a forked worker never reuses its parent's sockets).
 - `client_credential(settings)` → what MSAL takes as `client_credential`: the secret, or for a certificate
@@ -123,9 +126,42 @@ def client_credential(settings: GraphSettings):
     }
 
 
+class SharedTokens:
+    """The app's access token shared by every process through Redis (`key` names the settings): RQ runs each
+    job in a fresh work horse, and without this each would sign in again (MSAL's cache lives in memory) —
+    an OpenID discovery and a token request per job. Stored until 5 minutes before it expires, as MSAL's own
+    cache does. Redis trouble only means signing in again."""
+
+    MARGIN = 300
+
+    def __init__(self, redis, key: str):
+        self.redis, self.key = redis, key
+
+    def get(self) -> str | None:
+        try:
+            value = self.redis.get(self.key)
+        except Exception:  # noqa: BLE001
+            return None
+        return value.decode() if isinstance(value, bytes) else value
+
+    def put(self, token: str, expires_in) -> None:
+        try:
+            ttl = int(expires_in or 0) - self.MARGIN
+            if ttl > 0:
+                self.redis.set(self.key, token, ex=ttl)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def drop(self) -> None:
+        try:
+            self.redis.delete(self.key)
+        except Exception:  # noqa: BLE001
+            pass
+
+
 class TokenProvider:
-    def __init__(self, settings: GraphSettings, session: requests.Session):
-        self.settings, self.session = settings, session
+    def __init__(self, settings: GraphSettings, session: requests.Session, shared: SharedTokens | None = None):
+        self.settings, self.session, self.shared = settings, session, shared
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
         self.requests = 0  # token requests that reached the identity platform
@@ -152,6 +188,10 @@ class TokenProvider:
         return self._app
 
     def token(self) -> str:
+        if self.shared is not None:
+            cached = self.shared.get()
+            if cached:
+                return cached
         with self._lock:
             app = self._application()
             try:
@@ -170,9 +210,13 @@ class TokenProvider:
                              error_codes=tuple(result.get("error_codes") or ()))
         if result.get("token_source") != "cache":
             self.requests += 1
+            if self.shared is not None:
+                self.shared.put(result["access_token"], result.get("expires_in"))
         return result["access_token"]
 
     def invalidate(self) -> None:
+        if self.shared is not None:
+            self.shared.drop()
         with self._lock:
             if self._app is not None:
                 self._app.remove_tokens_for_client()
