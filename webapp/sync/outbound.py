@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .. import audit
 from ..auth.models import User
@@ -180,9 +180,14 @@ def push_booking(booking_uid: str) -> None:
         for _ in range(5):  # a booking edited while we pushed is pushed again, up to a point
             with pair_lock("outbound", booking_uid, ttl=120) as acquired:
                 if not acquired:
-                    return  # the holder of the lock re-checks the sequence before it lets go
-                if not _push_once(booking_uid):
-                    return
+                    return  # the holder of the lock re-checks the state after it lets go
+                if _push_once(booking_uid):
+                    continue
+            # A change whose own job found the lock taken just before we let go: push it now.
+            db.session.expire_all()
+            if db.session.scalar(select(OutboundState.state).where(OutboundState.booking_uid == booking_uid)) \
+                    != "pending" or _waiting_retry(booking_uid):
+                return
 
 
 def _push_once(booking_uid: str) -> bool:
@@ -199,13 +204,24 @@ def _push_once(booking_uid: str) -> bool:
         db.session.rollback()
         _failed(booking_uid, error)
         raise
-    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking_uid))
-    state.pushed_sequence = sequence
-    again = state.wanted_sequence > sequence
-    if not again:
-        state.state, state.done_at, state.attempts, state.error, state.next_attempt_at = "done", now_utc(), 0, "", None
+    # Done only if nobody asked for a newer version meanwhile — in the same statement, so a request committed
+    # between our read and our write cannot be overwritten (it would be lost: the bookkeeping race the
+    # benchmark found).
+    finished = db.session.execute(
+        update(OutboundState).where(OutboundState.booking_uid == booking_uid,
+                                    OutboundState.wanted_sequence <= sequence)
+        .values(state="done", pushed_sequence=sequence, done_at=now_utc(), attempts=0, error="",
+                next_attempt_at=None)).rowcount
+    if not finished:
+        db.session.execute(update(OutboundState).where(OutboundState.booking_uid == booking_uid)
+                           .values(pushed_sequence=sequence))
     db.session.commit()
-    return again
+    return not finished
+
+
+def _waiting_retry(booking_uid: str) -> bool:
+    next_at = db.session.scalar(select(OutboundState.next_attempt_at).where(OutboundState.booking_uid == booking_uid))
+    return next_at is not None and next_at > now_utc()
 
 
 def _failed(booking_uid: str, error: GraphError) -> None:
