@@ -521,3 +521,22 @@ def test_a_roomsync_edit_made_while_outlook_news_is_processed_wins(live, monkeyp
     organizer_copy = graph_client().get_event(TOM, event.id)
     assert (organizer_copy.start, organizer_copy.end) == (day(2, 14), day(2, 15))
     assert reconcile.audit_now(live["pair"].id) == 0
+
+
+def test_push_pending_drains_every_pending_push_creating_in_batches(live, monkeypatch):
+    monkeypatch.setattr(outbound, "_queue_push", lambda uid: None)  # as if queued for a worker
+    made = [book(live["venue"], live["a"], day(1, 8 + n), day(1, 9 + n), live["priya"], title=f"Batch {n}")
+            for n in range(3)]
+    weekly = _weekly(live["venue"], live["a"], live["tom"], day(2, 16), count=3, title="Weekly batch")
+    moved = made[0]
+    data = input_from_booking(moved)
+    data.start, data.end = day(1, 18), day(1, 19)
+    update_booking(moved, data, actor=live["boss"], bypass_rules=True)  # pending still: one push for both
+    states = outbound.pending_state([b.uid for b in made] + [weekly.uid])
+    assert len(states) == 4 and all(s.state == "pending" for s in states.values())
+    assert outbound.push_pending() == 4
+    assert outbound.pending_state([b.uid for b in made] + [weekly.uid]) == {}
+    settle(live["connected"], live["pair"])
+    starts = sorted(e.start for e in room_events(days=40))
+    assert starts == sorted([day(1, 9), day(1, 10), day(1, 18), day(2, 16), day(9, 16), day(16, 16)])
+    assert reconcile.audit_now(live["pair"].id) == 0

@@ -3,6 +3,8 @@
 Public API:
 - `init_app(app)`: binds the Redis connection and queue lazily (nothing connects before a worker forks).
 - `queue()`: the application's RQ queue.
+- `call_after_commit(func, *args)`: call `func` in this process after the commit (to decide whether to queue).
+- `run_inline(func, *args)`: what SYNC_JOBS does with a job: run it now in a context of its own.
 - `enqueue_after_commit(func, *args, **kwargs)`: queue a job once the current database transaction commits
   (dropped on rollback), so a job never runs against rows that do not exist yet. Jobs take ids, not objects.
   RQ's own options (`job_timeout`, `retry`, … — `RQ_OPTIONS`) go to RQ, never to the function.
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from .extensions import db
 
 _PENDING_KEY = "roomsync_pending_jobs"
+_CALLBACKS_KEY = "roomsync_after_commit_calls"
 
 
 def init_app(app: Flask) -> None:
@@ -47,8 +50,21 @@ def enqueue_after_commit(func, *args, **kwargs) -> None:
     session.info.setdefault(_PENDING_KEY, []).append((func, args, kwargs))
 
 
+def call_after_commit(func, *args) -> None:
+    """Call `func(*args)` in this process once the current transaction commits (dropped on rollback) — for
+    deciding *whether* to queue a job (e.g. one queued job per kind of work), which must not itself cost a
+    job. It runs outside any transaction; it must not touch the database."""
+    session = db.session()
+    session.info.setdefault(_CALLBACKS_KEY, []).append((func, args))
+
+
 @event.listens_for(Session, "after_commit")
 def _flush_pending_jobs(session) -> None:
+    for func, args in session.info.pop(_CALLBACKS_KEY, []):
+        try:
+            func(*args)
+        except Exception:  # noqa: BLE001 — committed already; the sweeper covers what this would have queued
+            current_app.logger.exception("after-commit call %s failed", getattr(func, "__name__", func))
     pending = session.info.pop(_PENDING_KEY, [])
     if not pending:
         return
@@ -90,3 +106,8 @@ def _run_in_own_context(app: Flask, func, args, kwargs) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_pending_jobs(session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_CALLBACKS_KEY, None)
+
+
+def run_inline(func, *args, **kwargs) -> None:
+    _run_in_own_context(current_app._get_current_object(), func, args, kwargs)
