@@ -594,6 +594,10 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
         return _refuse(ctx, item, _conflict_reason(ctx, error), data.start, data.end, booking, link,
                        conflicts=error.conflicts)
     except BookingError as error:
+        uid = booking.uid
+        db.session.rollback()
+        if db.session.scalar(select(Booking.cancelled_at).where(Booking.uid == uid)) is not None:
+            return "kept"  # cancelled in Roomsync meanwhile: its push removes the event; never decline our own
         return _refuse(ctx, item, f"Roomsync cannot hold it: {error}", data.start, data.end, booking, link)
     _audit(ctx, "sync.inbound.updated", f"Changed in Outlook: {_who(item)} now at {_when(ctx, data.start, data.end)}.")
     db.session.commit()
