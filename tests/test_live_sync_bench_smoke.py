@@ -71,7 +71,9 @@ def test_quick_run_measures_both_sides_and_every_change_lands(tmp_path, redis_ur
     assert "POST events" not in outlook["roomsync_requests"]
     # The Roomsync side's changes were pushed by the workers.
     assert roomsync["driver_requests"] == {}
-    assert roomsync["roomsync_requests"].get("POST events", 0) >= 20
-    assert roomsync["jobs"]["outbound.push_booking"]["n"] >= 20
+    # (creates go 20 to a `$batch` when several wait, one by one otherwise)
+    pushed = roomsync["roomsync_requests"]
+    assert pushed.get("POST events", 0) + pushed.get("POST $batch", 0) > 0, pushed
+    assert roomsync["jobs"]["outbound.push_pending"]["n"] >= 1  # one waiting job serves a burst of edits
     assert "| Graph write → booking in the database (s) | Outlook → Roomsync |" in report
     assert "| commit → room holds the accepted event (s) | Roomsync → Outlook |" in report
