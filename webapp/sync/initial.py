@@ -1142,8 +1142,7 @@ def run_preview(preview_id: int) -> None:
     preview = db.session.get(SyncPreview, preview_id)
     if preview is None or preview.state not in ("queued", "running"):
         return
-    preview.state = "running"
-    db.session.commit()
+    _set_preview(preview_id, state="running")
     try:
         venue = db.session.get(Venue, preview.venue_id)
         settings = settings_for(venue)
@@ -1222,16 +1221,25 @@ def run_preview(preview_id: int) -> None:
             busy.extend((s, e, "restored") for s, e in times if (s, e) not in clashing)
             result["restorable"] += 1
         db.session.rollback()  # nothing the preview touched may stay (the noted rows were never added)
-        preview = db.session.get(SyncPreview, preview_id)
-        preview.result, preview.state = result, "done"
-        db.session.commit()
+        _set_preview(preview_id, result=result, state="done")
     except Exception as error:
         db.session.rollback()
-        preview = db.session.get(SyncPreview, preview_id)
-        if preview is not None:
-            preview.state, preview.error = "failed", _describe(error)
-            db.session.commit()
+        _set_preview(preview_id, state="failed", error=_describe(error))
         raise
+
+
+def _set_preview(preview_id: int, **values) -> None:
+    """Write the preview's state in a transaction of its own that begins as the writer: on SQLite one that
+    has read cannot become the writer once a worker or the webhook has written ("database is locked")."""
+    db.session.rollback()
+    with serialised_writes():
+        preview = db.session.get(SyncPreview, preview_id)
+        if preview is None:
+            db.session.rollback()
+            return
+        for name, value in values.items():
+            setattr(preview, name, value)
+        db.session.commit()
 
 
 @dataclass
