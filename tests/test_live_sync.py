@@ -540,3 +540,30 @@ def test_push_pending_drains_every_pending_push_creating_in_batches(live, monkey
     starts = sorted(e.start for e in room_events(days=40))
     assert starts == sorted([day(1, 9), day(1, 10), day(1, 18), day(2, 16), day(9, 16), day(16, 16)])
     assert reconcile.audit_now(live["pair"].id) == 0
+
+    # Second round: a move, a cancel and a whole series cancelled are one `$batch` of three requests, no
+    # request of their own.
+    from webapp.graph.client import GraphClient
+
+    sent = []
+    real_batch = GraphClient.batch
+
+    def spying_batch(self, requests_):
+        sent.append(sorted(r.method for r in requests_))
+        return real_batch(self, requests_)
+
+    for name in ("update_event", "cancel_event", "delete_event", "create_event"):
+        monkeypatch.setattr(GraphClient, name, lambda *a, **k: pytest.fail("pushed one by one"))
+    monkeypatch.setattr(GraphClient, "batch", spying_batch)
+    again = input_from_booking(made[1])
+    again.start, again.end = day(1, 20), day(1, 21)
+    update_booking(made[1], again, actor=live["boss"], bypass_rules=True)
+    cancel_booking(made[2], actor=live["boss"])
+    cancel_booking(weekly, actor=live["boss"])
+    assert outbound.push_pending() == 3
+    assert sent == [["PATCH", "POST", "POST"]]  # the PATCH and two cancels (organizers' events)
+    monkeypatch.undo()
+    assert outbound.pending_state([b.uid for b in made] + [weekly.uid]) == {}
+    settle(live["connected"], live["pair"])
+    assert sorted(e.start for e in room_events(days=40)) == sorted([day(1, 18), day(1, 20)])
+    assert reconcile.audit_now(live["pair"].id) == 0

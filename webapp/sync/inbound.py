@@ -114,10 +114,10 @@ def live_context(pair_id: int, graph=None) -> LiveContext | None:
     from ..graph import graph_client
     from ..integration.operations import settings_for
 
-    pair = db.session.get(Pair, pair_id)
+    pair = db.session.get(Pair, pair_id, populate_existing=True)  # unsynced meanwhile? (objects outlive commits)
     if pair is None or pair.state not in SYNCING_STATES:
         return None
-    venue = db.session.get(Venue, pair.venue_id)
+    venue = db.session.get(Venue, pair.venue_id, populate_existing=True)
     settings = settings_for(venue)
     paired = frozenset(db.session.scalars(select(Pair.room_email).where(Pair.venue_id == venue.id)))
     return LiveContext(pair=pair, venue=venue, space=pair.space, graph=graph or graph_client(),
@@ -203,9 +203,9 @@ def _drain(pair_id: int, held) -> int:
         for row in rows:
             if row.kind == "change" and row.event_id:
                 changes.setdefault(row.event_id, []).append(row)
-        for row in rows:
-            if row.kind == "change" and not row.event_id:
-                _mark([row.id], "ignored")
+        blank = [row.id for row in rows if row.kind == "change" and not row.event_id]
+        if blank:
+            _mark(blank, "ignored")
         try:
             prefetch(ctx, [event_id for event_id, same in changes.items() if same[-1].change_type != "deleted"])
         except GraphError as error:  # the rows stay new: the job fails and comes back
@@ -213,36 +213,54 @@ def _drain(pair_id: int, held) -> int:
                 return synced
             _trouble(pair_id, error)
             raise
-        for event_id, same in changes.items():
-            # Graph's notifications say what happened, not in what order: the calendar is the truth, read
-            # now. Only a batch whose last word is "deleted" may skip the read.
-            deleted = same[-1].change_type == "deleted"
-            try:
-                sync_room_event(pair_id, event_id, deleted=deleted, ctx=ctx)
-            except TRANSIENT_ERRORS as error:
-                # Throttled, unavailable, permission gone: the rows stay new; the job fails and comes back
-                # (RQ, the sweeper). What it is shows on the health page.
-                _trouble(pair_id, error)
-                raise
-            except GraphError as error:
-                if _room_gone(pair_id, error):
-                    return synced
-                _trouble(pair_id, error)
-                _mark([r.id for r in same], "failed")  # one bad event must not hold up the pair: reconcile retries
-                continue
-            except Exception as error:  # noqa: BLE001 — same: recorded, skipped, repaired by the reconcile
+        done: list[int] = []  # processed rows, marked a batch at a time (one transaction, not one per event;
+        # a job killed before marking them makes its successor read those events again: harmless)
+        try:
+            count, stop = _sync_changes(pair_id, ctx, changes, held, done)
+        finally:
+            if done:
                 db.session.rollback()
-                log.exception("pair %s: event %s could not be synced", pair_id, event_id)
-                _trouble(pair_id, error)
-                _mark([r.id for r in same], "failed")
-                continue
-            _mark([r.id for r in same], "done")
-            synced += 1
-            held.refresh()
+                _mark(done, "done")
+        synced += count
+        if stop:
+            return synced
         for event in dict.fromkeys(r.lifecycle_event for r in lifecycle):
             handle_lifecycle(pair_id, event or "")
         if lifecycle:
             _mark([r.id for r in lifecycle], "done")
+
+
+def _sync_changes(pair_id: int, ctx: LiveContext, changes: dict, held, done: list[int]) -> tuple[int, bool]:
+    """Sync each changed event; the ids of the rows done go to `done`. Returns (events synced, whether the
+    pair broke: its rows then wait)."""
+    synced = 0
+    for event_id, same in changes.items():
+        # Graph's notifications say what happened, not in what order: the calendar is the truth, read now.
+        # Only a batch whose last word is "deleted" may skip the read.
+        deleted = same[-1].change_type == "deleted"
+        try:
+            sync_room_event(pair_id, event_id, deleted=deleted, ctx=ctx)
+        except TRANSIENT_ERRORS as error:
+            # Throttled, unavailable, permission gone: the rows stay new; the job fails and comes back (RQ, the
+            # sweeper). What it is shows on the health page.
+            _trouble(pair_id, error)
+            raise
+        except GraphError as error:
+            if _room_gone(pair_id, error):
+                return synced, True
+            _trouble(pair_id, error)
+            _mark([r.id for r in same], "failed")  # one bad event must not hold up the pair: reconcile retries
+            continue
+        except Exception as error:  # noqa: BLE001 — same: recorded, skipped, repaired by the reconcile
+            db.session.rollback()
+            log.exception("pair %s: event %s could not be synced", pair_id, event_id)
+            _trouble(pair_id, error)
+            _mark([r.id for r in same], "failed")
+            continue
+        done.extend(r.id for r in same)
+        synced += 1
+        held.refresh()
+    return synced, False
 
 
 BATCH = 20
@@ -337,7 +355,7 @@ def sync_room_event(pair_id: int, event_id: str, *, deleted: bool = False, event
     ctx = ctx or live_context(pair_id)
     if ctx is None:
         return "skipped"
-    db.session.expire_all()  # other processes write bookings and links between events
+    _expire_shared_rows()  # other processes write bookings and links between events
     ctx.read_at = now_utc() if ctx.prefetched_at is None else ctx.prefetched_at
     with inbound_writes():
         try:
@@ -345,6 +363,18 @@ def sync_room_event(pair_id: int, event_id: str, *, deleted: bool = False, event
         except RoomsyncIsNewer:
             db.session.rollback()
             return "kept"
+
+
+def _expire_shared_rows() -> None:
+    """Forget what this session knows of the rows other processes write meanwhile (bookings, their
+    exceptions, links, push states); the venue, its spaces and users stay loaded for the whole batch."""
+    from ..booking.models import OccurrenceException
+    from .models import OutboundState
+
+    session = db.session()
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, (Booking, OccurrenceException, EventLink, OutboundState, InboundNotification)):
+            session.expire(obj)
 
 
 class RoomsyncIsNewer(Exception):
@@ -383,7 +413,8 @@ def _sync(ctx: LiveContext, event_id: str, deleted: bool, event) -> str:
     if event is None or event.is_cancelled:
         return _gone(ctx, event_id if event is None else event.id)
     link = _link_for(ctx, event)
-    db.session.commit()  # a room copy's id just learnt is identity, not content: kept whatever follows
+    if link is not None and db.session.is_modified(link):
+        db.session.commit()  # a room copy's id just learnt is identity, not content: kept whatever follows
     if link is not None and link.room_change_key and link.room_change_key == event.change_key:
         return "unchanged"
     booking = _booking_of(link)
@@ -569,7 +600,9 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
         try:
             create_booking(ctx.venue, data, actor=None, origin="microsoft", bypass_rules=True, uid=uid,
                            exceptions=exceptions, ignore_sync_freeze=True,
-                           also_write=_link_rows(ctx, item, uid, None, owes_write_back=owes))
+                           also_write=_audited(_link_rows(ctx, item, uid, None, owes_write_back=owes), ctx,
+                                               "sync.inbound.created",
+                                               f"Booked from Outlook: {_who(item)} at {_when(ctx, data.start, data.end)}."))
         except ConflictError as error:
             return _refuse(ctx, item, _conflict_reason(ctx, error), data.start, data.end, None, None,
                            conflicts=error.conflicts)
@@ -578,8 +611,6 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
             return "unchanged"
         except BookingError as error:
             return _refuse(ctx, item, f"Roomsync cannot hold it: {error}", data.start, data.end, None, None)
-        _audit(ctx, "sync.inbound.created", f"Booked from Outlook: {_who(item)} at {_when(ctx, data.start, data.end)}.")
-        db.session.commit()
         _write_back(ctx, item, decision)
         return "created"
     if _same(ctx, booking, data, exceptions, source.join_url):
@@ -589,7 +620,9 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
         return "unchanged"
     try:
         replace_booking(booking, data, exceptions=exceptions, actor=None, origin="microsoft",
-                        also_write=_link_rows(ctx, item, booking.uid, link, owes_write_back=owes))
+                        also_write=_audited(_link_rows(ctx, item, booking.uid, link, owes_write_back=owes), ctx,
+                                            "sync.inbound.updated",
+                                            f"Changed in Outlook: {_who(item)} now at {_when(ctx, data.start, data.end)}."))
     except ConflictError as error:
         return _refuse(ctx, item, _conflict_reason(ctx, error), data.start, data.end, booking, link,
                        conflicts=error.conflicts)
@@ -599,10 +632,17 @@ def _apply(ctx: LiveContext, item: RoomItem, decision: Decision, link: EventLink
         if db.session.scalar(select(Booking.cancelled_at).where(Booking.uid == uid)) is not None:
             return "kept"  # cancelled in Roomsync meanwhile: its push removes the event; never decline our own
         return _refuse(ctx, item, f"Roomsync cannot hold it: {error}", data.start, data.end, booking, link)
-    _audit(ctx, "sync.inbound.updated", f"Changed in Outlook: {_who(item)} now at {_when(ctx, data.start, data.end)}.")
-    db.session.commit()
     _write_back(ctx, item, decision)
     return "updated"
+
+
+def _audited(rows, ctx: LiveContext, action: str, detail: str):
+    """`rows` plus the audit entry, in the booking's own transaction (no second one just for the log)."""
+    def write(booking: Booking) -> None:
+        rows(booking)
+        _audit(ctx, action, detail)
+
+    return write
 
 
 def _apply_singles(ctx: LiveContext, item: RoomItem, decision: Decision) -> str:

@@ -26,7 +26,8 @@ Public API:
   request), the state becomes "failed": the holder and the admins are emailed and the health page shows it.
 - `mark_push_failed(booking, why)`: a permanent failure found elsewhere (the room declined the booking for
   reasons of its own).
-- `push_pending()`: job: every pending push, oldest first, creates 20 to a `$batch`. `request_push` queues it
+- `push_pending()`: job: every pending push, oldest first, 20 at a time: the simple ones (a create, a PATCH
+  of a single booking, a cancel) share one `$batch` round trip. `request_push` queues it
   after the commit unless one is already waiting (`QUEUED_KEY`); with inline jobs (SYNC_JOBS) it pushes the
   one booking instead (`push_booking`).
 - `due_pushes()` → uids whose retry time has come (the sweeper re-queues them); `pending_state(uids)` →
@@ -37,6 +38,7 @@ Public API:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -218,9 +220,9 @@ MAX_DRAIN = 500
 
 
 def push_pending() -> int:
-    """Job: push every booking whose push is pending (and not waiting for a retry), oldest first; creates of
-    new events go 20 to a `$batch` (each carries its `transactionId`, so a re-sent one makes no second
-    event), everything else one booking at a time. Returns how many it pushed."""
+    """Job: push every booking whose push is pending (and not waiting for a retry), oldest first, 20 at a
+    time (`_push_many`: creates, PATCHes of single bookings and cancels share a `$batch`; a create carries its
+    `transactionId`, so a re-sent one makes no second event). Returns how many it pushed."""
     from ..db_engine import job_transactions
     from ..jobs import redis_connection
 
@@ -246,74 +248,144 @@ def push_pending() -> int:
     return pushed
 
 
+BATCH = 20  # Graph's limit of requests per $batch
+
+
 def _push_many(uids: list[str]) -> int:
-    """Push these bookings; creates batched. Returns how many were handled."""
+    """Push these bookings, `BATCH` at a time: each group's simple pushes (a create, a PATCH of a single
+    booking, a cancel) share one `$batch` round trip; the rest (series, moves between holders or rooms) go one
+    by one. A booking is locked only while its own group is pushed, so a second worker's job (or the push of a
+    later edit) waits for seconds, not for the whole drain. Returns how many were handled."""
+    handled = 0
+    for start in range(0, len(uids), BATCH):
+        handled += _push_group(uids[start:start + BATCH])
+    return handled
+
+
+@dataclass
+class _Quick:
+    """A push that is one Graph request: what to send, and what to record once it succeeded."""
+    uid: str
+    sequence: int
+    kind: str  # create | update | cancel
+    request: object
+    organizer: str = ""
+    rooms: list = field(default_factory=list)
+
+
+def _push_group(uids: list[str]) -> int:
     from contextlib import ExitStack
 
     from .locks import pair_lock
 
-    handled = 0
     with ExitStack() as stack:
-        mine = []
-        for uid in uids:
-            held = stack.enter_context(pair_lock("outbound", uid, ttl=120))
-            if held:
-                mine.append(uid)
-        creates = []
+        mine = [uid for uid in uids if stack.enter_context(pair_lock("outbound", uid, ttl=120))]
+        db.session.expire_all()
+        graph = _graph()
+        quick: list[_Quick] = []
+        slow: list[str] = []
         for uid in mine:
-            booking = db.session.scalar(select(Booking).where(Booking.uid == uid))
-            if booking is not None and booking.cancelled_at is None and not _linked(uid) and _pairs_of(booking) \
-                    and not booking.rrule:
-                creates.append((uid, booking.sequence or 0))
-            else:
-                try:
-                    while _push_once(uid):
-                        pass
-                except GraphError:
-                    pass  # recorded by _push_once (pending with back-off, or failed)
-                handled += 1
-        handled += _create_batch(creates)
-    return handled
-
-
-def _create_batch(creates: list[tuple[str, int]]) -> int:
-    graph = _graph()
-    plans = []
-    for uid, sequence in creates:
-        booking = db.session.scalar(select(Booking).where(Booking.uid == uid))
-        organizer = _organizer(booking)
-        rooms = _pairs_of(booking)
-        if organizer is None:
-            _failed(uid, BadRequest("No organizer for this booking: it has no holder and no butler is configured.",
-                                    status=400))
-            continue
-        plans.append((uid, sequence, organizer, rooms, draft_for(booking, rooms, organizer, create=True)))
-    db.session.commit()
-    for start in range(0, len(plans), 20):
-        chunk = plans[start:start + 20]
-        try:
-            results = graph.batch([graph.create_event_request(f"c{n}", organizer, draft)
-                                   for n, (_, _, organizer, _, draft) in enumerate(chunk)])
-        except GraphError as error:
-            for uid, *_ in chunk:
+            try:
+                plan = _quick_plan(graph, uid, f"r{len(quick)}")
+            except GraphError as error:  # no organizer: recorded as failed
+                db.session.rollback()
                 _failed(uid, error)
-            continue
-        for (uid, sequence, organizer, rooms, _), result in zip(chunk, results):
-            if result.error is not None:
-                _failed(uid, result.error)
                 continue
+            if plan is None:
+                slow.append(uid)
+            elif plan is not False:
+                quick.append(plan)
+        db.session.commit()  # nothing written: no transaction stays open across the Graph calls
+        if quick:
+            _send_quick(graph, quick)
+        for uid in slow:
+            try:
+                while _push_once(uid):
+                    pass
+            except GraphError:
+                pass  # recorded by _push_once (pending with back-off, or failed)
+        return len(mine)
+
+
+def _quick_plan(graph, uid: str, request_id: str):
+    """The one-request push of this booking, None when it needs the full `_make_outlook_match`, False when
+    there is nothing to push (done meanwhile)."""
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == uid))
+    booking = db.session.scalar(select(Booking).where(Booking.uid == uid))
+    if state is None or booking is None or state.state != "pending":
+        return False
+    sequence = booking.sequence or 0
+    links = _linked(uid)
+    event = next(((l.organizer_email, l.organizer_event_id) for l in links if l.organizer_event_id), None)
+    if booking.cancelled_at is not None:
+        if event is None:
+            return None
+        mailbox, event_id = event
+        if mailbox == _butler(booking.venue_id):
+            request = graph.delete_event_request(request_id, mailbox, event_id)
+        else:
+            request = graph.cancel_event_request(request_id, mailbox, event_id, comment="Cancelled in Roomsync.")
+        return _Quick(uid, sequence, "cancel", request)
+    if booking.rrule:
+        return None
+    rooms = _pairs_of(booking)
+    if not rooms:
+        return None
+    organizer = _organizer(booking)
+    if organizer is None:
+        raise BadRequest("No organizer for this booking: it has no holder and no butler is configured.", status=400)
+    if event is None:
+        return _Quick(uid, sequence, "create",
+                      graph.create_event_request(request_id, organizer,
+                                                 draft_for(booking, rooms, organizer, create=True)),
+                      organizer, rooms)
+    mailbox, event_id = event
+    if mailbox != organizer or {l.room_email for l in links} != {p.room_email for _, p in rooms}:
+        return None  # a new holder or other rooms: links change, the full path handles it
+    return _Quick(uid, sequence, "update",
+                  graph.update_event_request(request_id, mailbox, event_id,
+                                             draft_for(booking, rooms, mailbox, create=False)),
+                  mailbox, rooms)
+
+
+def _send_quick(graph, quick: list[_Quick]) -> None:
+    try:
+        results = graph.batch([plan.request for plan in quick])
+    except GraphError as error:
+        for plan in quick:
+            _failed(plan.uid, error)
+        return
+    for plan, result in zip(quick, results):
+        if result.error is not None and not (isinstance(result.error, NotFound) and plan.kind != "create"):
+            _failed(plan.uid, result.error)
+            continue
+        booking = db.session.scalar(select(Booking).where(Booking.uid == plan.uid))
+        links = _linked(plan.uid)
+        if plan.kind == "cancel" or result.error is not None:
+            # Cancelled; or deleted in Outlook meanwhile (404), whose own notification tells us.
+            for link in links:
+                db.session.delete(link)
+            if plan.kind == "cancel":
+                _audit(booking, "sync.outbound.removed", "Removed from Outlook.")
+        elif plan.kind == "create":
             created = result.value
-            for _, pair in rooms:
-                db.session.add(EventLink(booking_uid=uid, kind="two_way", room_email=pair.room_email,
-                                         room_event_id=None, organizer_email=organizer,
+            for _, pair in plan.rooms:
+                db.session.add(EventLink(booking_uid=plan.uid, kind="two_way", room_email=pair.room_email,
+                                         room_event_id=None, organizer_email=plan.organizer,
                                          organizer_event_id=created.id, ical_uid=created.ical_uid,
                                          organizer_change_key=created.change_key))
-            booking = db.session.scalar(select(Booking).where(Booking.uid == uid))
-            _audit(booking, "sync.outbound.created", f"Created on {organizer}'s calendar.")
-            if not _finish(uid, sequence):
-                while _push_once(uid):  # changed while we created it: push the newer version now
+            _audit(booking, "sync.outbound.created", f"Created on {plan.organizer}'s calendar.")
+        else:
+            updated = result.value
+            for link in links:
+                link.ical_uid, link.organizer_change_key = updated.ical_uid, updated.change_key
+            _audit(booking, "sync.outbound.updated", f"Updated on {plan.organizer}'s calendar.")
+        if not _finish(plan.uid, plan.sequence):
+            try:
+                while _push_once(plan.uid):  # changed while we pushed it: push the newer version now
                     pass
-    return len(plans)
+            except GraphError:
+                pass  # recorded by _push_once
 
 
 def _finish(booking_uid: str, sequence: int) -> bool:

@@ -13,7 +13,8 @@ Public API:
   sweeper too, should that job be lost). Only when both fail
   does the view answer 503, and Graph retries.
 - `DB_DEADLINE_MS` (PostgreSQL lock and statement timeouts) and `SQLITE_DEADLINE_MS` (SQLite's busy timeout):
-  how long the webhook's transaction may wait for a lock, so the answer stays well under Graph's 3 seconds.
+  how long the webhook's transaction may wait for a lock, so the answer stays well under Graph's 3 seconds
+  (`accept(..., wait_ms=)` overrides it: the drain job waits up to `SPILL_DEADLINE_MS`).
 - `QUEUED_KEY`: while a pair's processing job waits in the queue no second one is queued for it (a burst of
   notifications is one job, not fifty); `inbound.process_notifications` clears it as it starts.
 """
@@ -34,10 +35,13 @@ from .models import InboundNotification, Pair
 log = logging.getLogger(__name__)
 
 DB_DEADLINE_MS = 1500
-SQLITE_DEADLINE_MS = 300  # SQLite's busy wait is unfair to a waiter: better spill to Redis early
+SQLITE_DEADLINE_MS = 60  # SQLite's busy wait is unfair to a waiter, and a worker's write can hold the one
+# writer's lock for longer: the answer must stay fast (p99 < 100 ms), so spill to Redis early
+SPILL_DEADLINE_MS = 5000  # a job storing spilled bodies can wait its turn
 QUEUED_KEY = "roomsync:inbound:queued:{}"  # set while a pair's processing job waits in the queue
 QUEUED_TTL = 60
 SPILL_KEY = "roomsync:webhook:spill"
+SPILL_QUEUED_KEY = "roomsync:webhook:spill:queued"  # set while a drain job waits in the queue
 MAX_ITEMS = 1000
 _EVENT_SEGMENT = "/events/"
 
@@ -73,11 +77,11 @@ def _items(payload) -> list[dict]:
     return items
 
 
-def _bound_waits() -> None:
+def _bound_waits(wait_ms: int) -> None:
     """PostgreSQL: lock and statement timeouts local to the transaction (SQLite: `db_engine.bounded_wait`)."""
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"SET LOCAL lock_timeout = '{DB_DEADLINE_MS}ms'"))
-        db.session.execute(text(f"SET LOCAL statement_timeout = '{DB_DEADLINE_MS * 2}ms'"))
+        db.session.execute(text(f"SET LOCAL lock_timeout = '{int(wait_ms)}ms'"))
+        db.session.execute(text(f"SET LOCAL statement_timeout = '{int(wait_ms) * 2}ms'"))
 
 
 def _begin_writing() -> None:
@@ -89,21 +93,23 @@ def _begin_writing() -> None:
         begin_serialised_write()
 
 
-def accept(payload, kind: str) -> Accepted:
+def accept(payload, kind: str, *, wait_ms: int | None = None) -> Accepted:
     from ..db_engine import bounded_wait
 
-    with bounded_wait(SQLITE_DEADLINE_MS if db.engine.dialect.name == "sqlite" else DB_DEADLINE_MS):
-        return _accept(payload, kind)
+    if wait_ms is None:
+        wait_ms = SQLITE_DEADLINE_MS if db.engine.dialect.name == "sqlite" else DB_DEADLINE_MS
+    with bounded_wait(wait_ms):
+        return _accept(payload, kind, wait_ms)
 
 
-def _accept(payload, kind: str) -> Accepted:
+def _accept(payload, kind: str, wait_ms: int) -> Accepted:
     from .subscriptions import pair_for_notification
 
     items = _items(payload)
     result = Accepted()
     now = now_utc()
     try:
-        _bound_waits()
+        _bound_waits(wait_ms)
         rows = []
         for item in items:
             pair = pair_for_notification(item.get("subscriptionId"), item.get("clientState"))
@@ -176,7 +182,9 @@ def spill(raw_body: bytes, kind: str) -> bool:
     try:
         from ..jobs import queue
 
-        queue().enqueue(drain_spill_job)  # stored within seconds, not at the next sweep
+        # Stored within seconds, not at the next sweep; one waiting job drains every body spilled meanwhile.
+        if redis_connection().set(SPILL_QUEUED_KEY, "1", nx=True, ex=QUEUED_TTL):
+            queue().enqueue(drain_spill_job)
     except Exception:  # noqa: BLE001 — the sweeper drains it
         pass
     return True
@@ -184,6 +192,12 @@ def spill(raw_body: bytes, kind: str) -> bool:
 
 def drain_spill_job() -> int:
     """Job: store what the webhook spilled (see `drain_spill`)."""
+    from ..jobs import redis_connection
+
+    try:
+        redis_connection().delete(SPILL_QUEUED_KEY)  # from now on a new spill queues a new job
+    except Exception:  # noqa: BLE001
+        pass
     return drain_spill()
 
 
@@ -200,7 +214,7 @@ def drain_spill(limit: int = 1000) -> int:
             break
         try:
             entry = json.loads(raw)
-            accept(json.loads(entry["body"]), entry.get("kind", "change"))
+            accept(json.loads(entry["body"]), entry.get("kind", "change"), wait_ms=SPILL_DEADLINE_MS)
         except BadPayload:
             pass
         except Exception:  # noqa: BLE001 — put it back for the next sweep
