@@ -14,6 +14,8 @@ Environment variables (all optional):
   killed worker's run is resumed by another once it lapses); `ROOMSYNC_SYNC_SWEEP_SECONDS` (30): how often the
   cron process looks for such runs (and for live-sync work left behind); `ROOMSYNC_SYNC_RECONCILE_SECONDS`
   (900): how often each live pair is reconciled with its room (a delta round, then the parity audit).
+- `ROOMSYNC_FEED_PAST_DAYS` (30), `ROOMSYNC_FEED_FUTURE_DAYS` (365): the window of the iCalendar feeds, in days
+  before and after today (see `webapp.feeds`).
 - `SESSION_COOKIE_SECURE`: `1` behind HTTPS.
 - `PUBLIC_BASE_URL`: the address at which the provider reaches Roomsync's webhooks (`make run` sets
   http://127.0.0.1:$PORT, which the local sandbox accepts).
@@ -98,6 +100,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Roomsync <roomsync@localhost>"),
         "MAIL_TIMEOUT": os.environ.get("MAIL_TIMEOUT", "10"),
         **(mail_from_smtp_url(os.environ["SMTP_URL"]) if os.environ.get("SMTP_URL") else {}),
+        "FEED_PAST_DAYS": int(os.environ.get("ROOMSYNC_FEED_PAST_DAYS", "30")),
+        "FEED_FUTURE_DAYS": int(os.environ.get("ROOMSYNC_FEED_FUTURE_DAYS", "365")),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
     }

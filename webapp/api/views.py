@@ -15,6 +15,8 @@ Public API: `bp`. Endpoints (all need `Authorization: Bearer <token>`, see `api.
   edited occurrence (for "following", the new series split off).
 - `DELETE /bookings/ID?scope=&occurrence_start=`: cancel → 204.
 Only the holder or an admin may change or cancel a booking (403 otherwise).
+- `GET /feeds`: the caller's iCalendar feeds (personal, venue, one per active space), each
+  `{"kind", "name", "space_id", "url", "webcal"}`; their tokens are made if missing (see `webapp.feeds`).
 """
 
 from __future__ import annotations
@@ -129,3 +131,11 @@ def delete_booking(booking_id: int):
     query = schemas.parse_cancel_query(request.args)
     cancel_booking(booking, actor=api_user(), scope=query.scope, occurrence_start=query.occurrence_start)
     return "", 204
+
+
+@bp.get("/feeds")
+def list_feeds():
+    from ..feeds.views import feed_list
+
+    schemas.reject_unknown_query(request.args)
+    return jsonify(feed_list(api_user(), current_venue()))
