@@ -5,7 +5,8 @@ jobs enqueued with `enqueue_at` / `enqueue_in` and periodic work run too. Run as
 hosts: RQ's scheduler lock makes one of them the scheduler.
 
 `python worker.py --cron` runs the cron process instead (`webapp.sync.schedule.build_cron`): it queues the
-periodic jobs (the stalled-sync sweep, the rooms check); `make run` starts one.
+periodic jobs (the stalled-sync sweep, the rooms check, the tablets' auto-release of no-shows:
+`webapp.kiosk.release`); `make run` starts one.
 
 Public API: `AppWorker` (an RQ `Worker` that runs every job inside an app context), `build_worker(app)`,
 `main(argv)`.
@@ -59,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING… (default INFO)")
     args = parser.parse_args(argv)
     if args.cron:
+        from webapp.kiosk.release import register_cron
         from webapp.sync.schedule import build_cron
 
-        build_cron(create_app()).start()
+        app = create_app()
+        cron = build_cron(app)
+        register_cron(cron, app)  # the tablets' auto-release of no-shows, every minute
+        cron.start()
         return 0
     worker = build_worker(create_app())
     worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)

@@ -21,6 +21,9 @@ BLUEPRINTS = [
     ("webapp.integration.views", "webhooks_bp", None),  # /webhooks/graph
     ("webapp.sync.views", "bp", "/admin/sync"),
     ("webapp.notify.views", "bp", "/admin/outbox"),
+    ("webapp.kiosk.views", "bp", None),  # /kiosk, /kiosk/panel…, /kiosk/lobby… (device cookie)
+    ("webapp.kiosk.admin_views", "bp", "/admin/devices"),
+    ("webapp.feeds.views", "bp", None),  # /feeds/<token>.ics, subscribe and profile fragments
 ]
 
 

@@ -15,3 +15,6 @@ from .integration.models import IntegrationSettings, ProviderIdentity, UserPhoto
 from .audit import AuditEntry  # noqa: F401
 from .sync.models import EventLink, InitialSync, NotedBooking, Pair, SyncPreview, SyncReportItem  # noqa: F401
 from .notify.models import OutboxMessage  # noqa: F401
+from .feeds.models import FeedToken  # noqa: F401
+from .kiosk.models import Device, EnrolmentCode  # noqa: F401
+from .kiosk.checkins import CheckIn, NoShow  # noqa: F401

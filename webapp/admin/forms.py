@@ -1,7 +1,7 @@
 """Forms of the admin area: they parse what was typed; the rules live in `admin.operations`.
 
-Public API: `VenueForm` (with one `<day>_open` / `<day>_opens` / `<day>_closes` trio per weekday and
-`settings()`), `SpaceForm` (`space_input()`), `UserForm` (`user_input()`), `CustomFieldForm`
+Public API: `VenueForm` (with one `<day>_open` / `<day>_opens` / `<day>_closes` trio per weekday, the
+tablets' settings, and `settings()`), `SpaceForm` (`space_input()`), `UserForm` (`user_input()`), `CustomFieldForm`
 (`field_input()`), `ActiveForm` (the target state of an activate/deactivate toggle), `DeleteForm`,
 `show_errors(form, fields)`, `StorableForm` (the base: no NUL characters reach the database).
 """
@@ -83,6 +83,37 @@ class VenueForm(StorableForm):
     online_payments_enabled = BooleanField(
         "Online payments are enabled", description="Two-way calendar sync needs this off too."
     )
+    # Tablets (webapp/kiosk); an empty number keeps the current value.
+    kiosk_soon_minutes = IntegerField(
+        "“Starting soon” (minutes)", validators=[Optional()], default=10,
+        description="A room's tablet turns amber this many minutes before its next booking.",
+    )
+    kiosk_poll_seconds = IntegerField(
+        "Refresh every (seconds)", validators=[Optional()], default=10,
+        description="How often a tablet asks for its room's status (2 to 300 seconds).",
+    )
+    kiosk_identify = SelectField(
+        "Walk-in bookings are held by",
+        choices=[SelectChoice("device", "The room's tablet (an internal booking)"),
+                 SelectChoice("email", "The person, who types their email"),
+                 SelectChoice("badge", "The person, who scans or types their badge number")],
+        default="device",
+    )
+    kiosk_pin = PasswordField(
+        "New PIN for tablet actions", validators=[Optional(), Length(max=8)],
+        description="4 to 8 digits asked before booking, extending, ending or checking in. Leave empty to keep "
+                    "the current one.",
+    )
+    kiosk_pin_clear = BooleanField("No PIN: anyone at a tablet can act")
+    checkin_required = BooleanField(
+        "Check-in is required", description="Bookings of rooms with a tablet that nobody checks in to are released.",
+    )
+    checkin_opens_minutes = IntegerField(
+        "Check-in opens (minutes before the start)", validators=[Optional()], default=10,
+    )
+    checkin_release_minutes = IntegerField(
+        "Released when not checked in (minutes after the start)", validators=[Optional()], default=10,
+    )
 
     day_labels = dict(zip(WEEKDAYS, WEEKDAYS_LONG))
 
@@ -115,6 +146,14 @@ class VenueForm(StorableForm):
             admins_see_private=self.admins_see_private.data,
             has_pricing_rules=self.has_pricing_rules.data,
             online_payments_enabled=self.online_payments_enabled.data,
+            kiosk_soon_minutes=self.kiosk_soon_minutes.data,
+            kiosk_poll_seconds=self.kiosk_poll_seconds.data,
+            kiosk_identify=self.kiosk_identify.data,
+            kiosk_pin=(self.kiosk_pin.data or "").strip() or None,
+            kiosk_pin_clear=bool(self.kiosk_pin_clear.data),
+            checkin_required=self.checkin_required.data,
+            checkin_opens_minutes=self.checkin_opens_minutes.data,
+            checkin_release_minutes=self.checkin_release_minutes.data,
         )
 
 
@@ -161,6 +200,10 @@ class UserForm(StorableForm):
     role = SelectField("Role", choices=[SelectChoice(r, r.capitalize()) for r in ROLES], default="member")
     active = BooleanField("Active (can sign in)", default=True)
     password = PasswordField("Password", validators=[Optional(), Length(max=200)])
+    badge_number = StringField(
+        "Badge number", validators=[Optional(), Length(max=64)],
+        description="Identifies them at the room tablets when the venue asks for badges.",
+    )
 
     def user_input(self) -> UserInput:
         return UserInput(
@@ -170,6 +213,7 @@ class UserForm(StorableForm):
             role=self.role.data,
             active=self.active.data,
             password=self.password.data or "",
+            badge_number=(self.badge_number.data or "").strip(),
         )
 
 

@@ -2,11 +2,13 @@
 
 Public API:
 - `VenueSettings`, `save_venue(venue_or_none, settings)` → Venue. Refuses a time zone or grid that upcoming
-  bookings would not fit (`off_grid_bookings(venue, zone_name, granularity)` counts them).
+  bookings would not fit (`off_grid_bookings(venue, zone_name, granularity)` counts them). The tablets'
+  settings (`KIOSK_LIMITS`, who holds a walk-in, check-in, the PIN — set or cleared, stored hashed) too.
 - `SpaceInput`, `create_space(venue, data)`, `update_space(space, data)`, `delete_space(space)`,
   `set_space_active(space, active)`, `normalise_tags(text)`. Dependencies never form a cycle, and a new
   dependency is refused when upcoming bookings would then double-book a space.
 - `UserInput`, `create_user(data)`, `update_user(user, data, actor)`, `set_user_active(user, active, actor)`.
+  A badge number (for the tablets) belongs to one user at most.
   Nobody can deactivate or demote themselves, and the last active admin always remains.
 - `CustomFieldInput`, `create_custom_field(venue, data)`, `update_custom_field(field, data)`,
   `delete_custom_field(field)`, `parse_choices(text)`.
@@ -24,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..auth.models import ROLES, User, normalise_email
 from ..booking.errors import ValidationError
@@ -75,6 +78,55 @@ class VenueSettings:
     admins_see_private: bool = False
     has_pricing_rules: bool = False
     online_payments_enabled: bool = False
+    # Tablets (webapp/kiosk). None keeps what the venue has (the model's defaults for a new venue).
+    kiosk_soon_minutes: int | None = None
+    kiosk_poll_seconds: int | None = None
+    kiosk_identify: str | None = None
+    checkin_required: bool | None = None
+    checkin_opens_minutes: int | None = None
+    checkin_release_minutes: int | None = None
+    kiosk_pin: str | None = None  # a new PIN; None or "" keeps the current one
+    kiosk_pin_clear: bool = False  # the tablets' actions need no PIN any more
+
+
+# (field, lowest, highest, unit) of the tablets' numeric settings.
+KIOSK_LIMITS = (
+    ("kiosk_soon_minutes", 1, 240, "minutes"),
+    ("kiosk_poll_seconds", 2, 300, "seconds"),
+    ("checkin_opens_minutes", 0, 120, "minutes"),
+    ("checkin_release_minutes", 1, 240, "minutes"),
+)
+
+
+def _validate_kiosk(settings: VenueSettings, errors: dict[str, str]) -> None:
+    from ..kiosk.actions import IDENTIFY_CHOICES, pin_problem
+
+    for name, lowest, highest, unit in KIOSK_LIMITS:
+        value = getattr(settings, name)
+        if value is not None and not lowest <= value <= highest:
+            errors[name] = f"Between {lowest} and {highest} {unit}."
+    if settings.kiosk_identify is not None and settings.kiosk_identify not in IDENTIFY_CHOICES:
+        errors["kiosk_identify"] = "Choose the tablet, email or badge number."
+    if settings.kiosk_pin and not settings.kiosk_pin_clear:
+        problem = pin_problem(settings.kiosk_pin)
+        if problem:
+            errors["kiosk_pin"] = problem
+
+
+def _apply_kiosk(venue: Venue, settings: VenueSettings) -> None:
+    from ..kiosk.actions import set_kiosk_pin
+
+    for name, *_ in KIOSK_LIMITS:
+        if getattr(settings, name) is not None:
+            setattr(venue, name, getattr(settings, name))
+    if settings.kiosk_identify is not None:
+        venue.kiosk_identify = settings.kiosk_identify
+    if settings.checkin_required is not None:
+        venue.checkin_required = bool(settings.checkin_required)
+    if settings.kiosk_pin_clear:
+        set_kiosk_pin(venue, None)
+    elif settings.kiosk_pin:
+        set_kiosk_pin(venue, settings.kiosk_pin)
 
 
 def _minutes_of(text: str) -> int | None:
@@ -161,6 +213,7 @@ def save_venue(venue: Venue | None, settings: VenueSettings) -> Venue:
     elif granularity and maximum % granularity:
         errors["max_duration_minutes"] = f"A whole number of {granularity}-minute steps."
     hours = _validate_hours(settings.opening_hours, granularity, errors)
+    _validate_kiosk(settings, errors)
 
     grid_changed = venue is None or (zone_name, granularity) != (venue.timezone, venue.granularity_minutes)
     if venue is not None and grid_changed and "timezone" not in errors and granularity:
@@ -191,6 +244,7 @@ def save_venue(venue: Venue | None, settings: VenueSettings) -> Venue:
     venue.admins_see_private = bool(settings.admins_see_private)
     venue.has_pricing_rules = bool(settings.has_pricing_rules)
     venue.online_payments_enabled = bool(settings.online_payments_enabled)
+    _apply_kiosk(venue, settings)
     db.session.commit()
     return venue
 
@@ -386,6 +440,7 @@ class UserInput:
     role: str = "member"
     active: bool = True
     password: str = ""  # required on create; on update an empty one keeps the current password
+    badge_number: str = ""  # for the tablets; "" means none
 
 
 def _other_active_admins(user: User) -> int:
@@ -423,7 +478,33 @@ def _validate_user(user: User | None, data: UserInput, errors: dict[str, str]) -
         errors["role"] = "Choose admin or member."
     if (user is None or data.password) and len(data.password or "") < MIN_PASSWORD_LENGTH:
         errors["password"] = f"At least {MIN_PASSWORD_LENGTH} characters."
+    badge = _badge(data)
+    if badge is not None:
+        if len(badge) > 64:
+            errors["badge_number"] = "At most 64 characters."
+        else:
+            taken = select(User.email).where(User.badge_number == badge)
+            if user is not None:
+                taken = taken.where(User.id != user.id)
+            holder = db.session.scalar(taken.limit(1))
+            if holder is not None:
+                errors["badge_number"] = f"Badge number {badge} already belongs to {holder}."
     return email
+
+
+def _badge(data: UserInput) -> str | None:
+    return (data.badge_number or "").strip() or None
+
+
+def _commit_user(badge: str | None) -> None:
+    """Commit; a badge number taken by a concurrent save is a field error, not a 500."""
+    try:
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        if badge is not None and db.session.scalar(select(User.id).where(User.badge_number == badge)) is not None:
+            raise ValidationError({"badge_number": f"Badge number {badge} already belongs to someone else."}) from error
+        raise
 
 
 def create_user(data: UserInput) -> User:
@@ -436,10 +517,11 @@ def create_user(data: UserInput) -> User:
         last_name=data.last_name.strip(),
         role=data.role,
         active=bool(data.active),
+        badge_number=_badge(data),
     )
     user.set_password(data.password)
     db.session.add(user)
-    db.session.commit()
+    _commit_user(user.badge_number)
     return user
 
 
@@ -453,9 +535,10 @@ def update_user(user: User, data: UserInput, actor: User | None) -> User:
     user.last_name = data.last_name.strip()
     user.role = data.role
     user.active = bool(data.active)
+    user.badge_number = _badge(data)
     if data.password:
         user.set_password(data.password)
-    db.session.commit()
+    _commit_user(user.badge_number)
     return user
 
 

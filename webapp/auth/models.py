@@ -1,6 +1,7 @@
 """User accounts and API tokens.
 
-Public API: `User` (email unique case-insensitively, stored lower-cased; roles `admin`/`member`),
+Public API: `User` (email unique case-insensitively, stored lower-cased; roles `admin`/`member`; optional unique
+`badge_number` for the tablets),
 `ApiToken` (bearer tokens stored as SHA-256 digests), `normalise_email(text)`, `issue_api_token(user, name)`
 → (ApiToken, plaintext), `token_for_plaintext(plaintext)`, `user_for_token(plaintext)`.
 """
@@ -37,6 +38,8 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(20), default="member")
     active: Mapped[bool] = mapped_column(default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Identifies the person at a meeting-room tablet when the venue asks for badges (webapp/kiosk).
+    badge_number: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     api_tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")

@@ -2,7 +2,8 @@
 
 Public API:
 - `Venue`: zone, grid, window, maximum duration, opening hours, overnight and privacy settings, the
-  pricing/payment flags that two-way sync checks. `Venue.tz`, `Venue.hours_for(weekday)`.
+  pricing/payment flags that two-way sync checks, the tablets' settings (`kiosk_*`, `checkin_*`).
+  `Venue.tz`, `Venue.hours_for(weekday)`.
 - `CustomField`: venue-defined text/choice fields whose values bookings carry.
 - `Space`: a bookable room or desk; `depends_on` / `dependants` (space-sharing, e.g. "Board A+B" depends on A
   and B).
@@ -22,6 +23,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.models import User
@@ -54,6 +56,16 @@ class Venue(db.Model):
     admins_see_private: Mapped[bool] = mapped_column(default=False)
     has_pricing_rules: Mapped[bool] = mapped_column(default=False)
     online_payments_enabled: Mapped[bool] = mapped_column(default=False)
+    # Meeting-room tablets (webapp/kiosk): "starting soon" threshold, polling interval, who holds a walk-in
+    # booking ("device": the venue, as an internal booking; "email" / "badge": the person who identifies),
+    # the optional PIN for tablet actions (hashed), and check-in with auto-release of no-shows.
+    kiosk_soon_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
+    kiosk_poll_seconds: Mapped[int] = mapped_column(default=10, server_default="10")
+    kiosk_identify: Mapped[str] = mapped_column(String(10), default="device", server_default="device")
+    kiosk_pin_hash: Mapped[str | None] = mapped_column(String(255))
+    checkin_required: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    checkin_opens_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
+    checkin_release_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     spaces: Mapped[list[Space]] = relationship(back_populates="venue", order_by="Space.position, Space.id")

@@ -14,6 +14,11 @@ Public API:
   `MAX_SYNCED_ROOMS` synced rooms and was removed; split it.
 - `push_failed(booking, why, dedup_key)`: to the holder and to the active admins (private titles masked for
   admins): a booking could not be written to Outlook, why, and what happens next.
+- `no_show_released(booking, start_utc, end_utc, *, minutes, dedup_key)` → OutboxMessage or None (no active
+  holder): to the holder (their title; `confidential` when private): nobody checked in at the room's tablet
+  within `minutes` of the start, so the room (one occurrence of a series) was released.
+- `no_shows_reported(booking, count, dedup_key)`: a series whose occurrences were released `count` times: to
+  the holder (with the title) and, separately, to the active admins (title masked when private).
 - `absolute_url(endpoint, venue=None, **values)` → an absolute link for an email, or "" when no public base
   URL is known. Jobs run outside any request, so the base is the integration's public base URL or the
   `PUBLIC_BASE_URL` setting, never the request's host.
@@ -145,4 +150,41 @@ def push_failed(booking, why: str, dedup_key: str) -> OutboxMessage | None:
                              for_admins=True, link=link)
         sent = send_mail(admins, f"Roomsync: a booking of {spaces} could not be written to Outlook", text,
                          html=html, kind="push_failed", venue_id=venue.id, dedup_key=dedup_key + ":admins")
+    return sent
+
+
+def no_show_released(booking, start_utc: datetime, end_utc: datetime, *, minutes: int,
+                     dedup_key: str) -> OutboxMessage | None:
+    holder = booking.holder
+    if holder is None or not holder.active:
+        return None
+    venue = db.session.get(Venue, booking.venue_id)
+    spaces = ", ".join(s.name for s in booking.spaces) or "the space"
+    text, html = _render("no_show_released", name=holder.display_name, title=booking.title or "(no title)",
+                         spaces=spaces, when=when_text(start_utc, end_utc, venue.tz), minutes=minutes,
+                         series=booking.rrule is not None)
+    return send_mail(holder.email, f"Your booking of {spaces} was released: nobody checked in", text, html=html,
+                     kind="no_show_released", venue_id=venue.id, dedup_key=dedup_key, confidential=booking.private)
+
+
+def no_shows_reported(booking, count: int, dedup_key: str) -> OutboxMessage | None:
+    """To the holder (with the title: it is theirs) and to the active admins (without it when private)."""
+    venue = db.session.get(Venue, booking.venue_id)
+    spaces = ", ".join(s.name for s in booking.spaces) or "its space"
+    link = absolute_url("admin.index", venue=venue)
+    sent = None
+    holder = booking.holder
+    if holder is not None and holder.active:
+        text, html = _render("no_shows_reported", name=holder.display_name, title=booking.title or "(no title)",
+                             spaces=spaces, count=count, for_admins=False, holder="", link="")
+        sent = send_mail(holder.email, f"Your repeating booking of {spaces}: {count} no-shows", text, html=html,
+                         kind="no_shows_reported", venue_id=venue.id, dedup_key=dedup_key + ":holder",
+                         confidential=booking.private)
+    admins = _active_admin_emails()
+    if admins:
+        title = "Private booking" if booking.private else (booking.title or "(no title)")
+        text, html = _render("no_shows_reported", name="", title=title, spaces=spaces, count=count, for_admins=True,
+                             holder=holder.display_name if holder is not None else "", link=link)
+        sent = send_mail(admins, f"Roomsync: a repeating booking of {spaces} had {count} no-shows", text, html=html,
+                         kind="no_shows_reported", venue_id=venue.id, dedup_key=dedup_key + ":admins")
     return sent
