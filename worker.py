@@ -46,7 +46,18 @@ class AppWorker(Worker):
                 db.engine.dispose()
 
 
+# Imported once here rather than by each work horse (a module first imported inside a job is imported again
+# by every horse, since the horse's memory dies with it): the live sync's jobs are short and frequent.
+PRELOADED = ("webapp.sync.initial", "webapp.sync.inbound", "webapp.sync.outbound", "webapp.sync.reconcile",
+             "webapp.sync.subscriptions", "webapp.sync.webhook", "webapp.notify.messages", "webapp.kiosk.release",
+             "webapp.integration.operations")
+
+
 def build_worker(app: Flask) -> AppWorker:
+    import importlib
+
+    for name in PRELOADED:
+        importlib.import_module(name)
     with app.app_context():
         queue = jobs.queue()
     return AppWorker([queue], connection=queue.connection, app=app)

@@ -751,3 +751,38 @@ def test_a_killed_worker_and_a_restarted_redis_lose_no_notification(app, setup, 
                  "the outage's bookings", timeout=30, alive=stack.supervise)
         assert stack.restarts <= 1
         assert_both_sides_agree(live_)
+
+
+def test_a_worker_takes_other_pairs_waiting_work_alongside_its_own(app, setup, connected, stack, monkeypatch):
+    """A job works on its pair while threads take other pairs' new notifications (`inbound._start_helpers`):
+    pair B's notifications are processed although no job for B ever runs (its "job waiting" key is set by hand,
+    so the webhook queues none), by the one worker that runs pair A's job."""
+    from webapp.sync.webhook import QUEUED_KEY
+    from test_live_sync import ROOM_B
+
+    with stack.serve_webhook() as webhook_url:
+        monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", webhook_url)
+        pair_a, pair_b = go_live(setup["a"]), go_live(setup["b"], ROOM_B)
+        stack.redis.set(QUEUED_KEY.format(pair_b.id), "1", ex=120)
+        # Pair A's job lasts a while: its events are off the grid and each write-back takes 250 ms.
+        setup["admin"].faults({"latency": {"ms": 250, "path": r"/events/[^/]+$"}})
+        for n in range(3):
+            meeting(PRIYA, f"In B {n}", day(12, 8 + 2 * n), day(12, 9 + 2 * n), rooms=(ROOM_B,))
+        tenant_state(connected).delivery.flush(timeout=15)
+        wait_for(lambda: len(rows(state="new")) >= 3, "pair B's notifications to be stored")
+        for n in range(3):
+            meeting(TOM, f"In A {n}", day(12, 8 + 2 * n) + timedelta(minutes=5), day(12, 9 + 2 * n) + timedelta(minutes=5))
+        tenant_state(connected).delivery.flush(timeout=15)
+        queued = Queue(stack.queue_name, connection=stack.redis).job_ids
+        assert len(queued) == 1  # pair A's job only
+
+        stack.start_worker()
+        wait_for(lambda: sorted(b.title for b in live_bookings(setup["b"])) == ["In B 0", "In B 1", "In B 2"],
+                 "pair B's bookings", timeout=30, alive=stack.check_alive)
+        wait_for(lambda: sorted(b.title for b in live_bookings(setup["a"])) == ["In A 0", "In A 1", "In A 2"],
+                 "pair A's bookings", timeout=30, alive=stack.check_alive)
+        wait_for(lambda: not rows(state="new"), "every notification processed", alive=stack.check_alive)
+        setup["admin"].clear_faults()
+        assert stack.redis.get(QUEUED_KEY.format(pair_b.id)) == b"1"  # no job of B's ever started
+        assert all(b.start_utc.minute == 0 for b in live_bookings(setup["a"]))  # adjusted (and written back)
+        assert_both_sides_agree(dict(setup, connected=connected, pair=pair_a))

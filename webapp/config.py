@@ -13,7 +13,9 @@ Environment variables (all optional):
 - `ROOMSYNC_SYNC_LEASE_SECONDS` (120): how long a worker's claim on an initial sync lasts without renewal (a
   killed worker's run is resumed by another once it lapses); `ROOMSYNC_SYNC_SWEEP_SECONDS` (30): how often the
   cron process looks for such runs (and for live-sync work left behind); `ROOMSYNC_SYNC_RECONCILE_SECONDS`
-  (900): how often each live pair is reconciled with its room (a delta round, then the parity audit).
+  (900): how often each live pair is reconciled with its room (a delta round, then the parity audit);
+  `ROOMSYNC_SYNC_THREADS` (4): how many pairs' notifications one worker processes at once (a job takes its own
+  pair, and threads take other pairs' waiting work; 1 = one pair per job).
 - `ROOMSYNC_FEED_PAST_DAYS` (30), `ROOMSYNC_FEED_FUTURE_DAYS` (365): the window of the iCalendar feeds, in days
   before and after today (see `webapp.feeds`).
 - `SESSION_COOKIE_SECURE`: `1` behind HTTPS.
@@ -90,6 +92,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "SYNC_LEASE_SECONDS": float(os.environ.get("ROOMSYNC_SYNC_LEASE_SECONDS", "120")),
         "SYNC_SWEEP_SECONDS": int(os.environ.get("ROOMSYNC_SYNC_SWEEP_SECONDS", "30")),
         "SYNC_RECONCILE_SECONDS": int(os.environ.get("ROOMSYNC_SYNC_RECONCILE_SECONDS", "900")),
+        "SYNC_THREADS": int(os.environ.get("ROOMSYNC_SYNC_THREADS", "4")),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": os.environ.get("MAIL_PORT", ""),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),

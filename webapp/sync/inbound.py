@@ -8,14 +8,17 @@ Public API:
   per pair (a Redis lock; a second worker leaves, the first re-checks before it lets go). Transient trouble
   (throttling, 5xx, a revoked permission) records an incident and raises with the rows still new (retried);
   an event that fails otherwise is recorded and its rows marked "failed" so it cannot hold up the pair (the
-  reconcile repairs it); a room whose mailbox is gone breaks the pair (admins emailed).
+  reconcile repairs it); a room whose mailbox is gone breaks the pair (admins emailed). While a job works on its
+  pair, up to `SYNC_THREADS` - 1 threads take other pairs' new notifications (each under its pair's lock):
+  the work waits on Graph most of the time, and the other pairs' jobs would wait in the queue meanwhile.
 - `sync_room_event(pair_id, event_id, *, deleted=False, event=None)` → what happened ("created", "updated",
   "unchanged", "refused", "removed", "gone", "kept", "skipped"): reads the room's copy (unless `event` is given or the
   notification said deleted), its series master for an occurrence, the organizer's copy (by iCalUId: the room's
   copy has its subject and private flag stripped), a series' instances; decides with `plan.decide` (the same
   table as the initial sync: >10 paired rooms → removed, overnight → refused, otherwise imported and adjusted
   to the grid); then creates, replaces or cancels the booking. Reconcile (`reconcile.py`) calls it too.
-- `prefetch(ctx, event_ids)`: reads a batch's room events, masters and organizers' copies with `$batch`
+- `prefetch(ctx, event_ids, gone_ids)`: reads a batch's room events, masters, organizers' copies (and, for
+  the events gone from the room, their organizers' events) with `$batch`
   (what `process_notifications` does before syncing a batch one event at a time).
 - `LiveContext` / `live_context(pair_id)`.
 
@@ -87,6 +90,7 @@ class LiveContext:
     prefetched_at: datetime | None = None
     prefetched_events: dict = field(default_factory=dict)
     prefetched_copies: dict = field(default_factory=dict)
+    prefetched_organizer_events: dict = field(default_factory=dict)  # (mailbox, event id) → Event or None
 
     @property
     def room(self) -> str:
@@ -143,13 +147,90 @@ def booking_uid_for(room_email: str, event_id: str) -> str:
 
 
 def process_notifications(pair_id: int) -> int:
-    """Job: process the pair's new notifications. Returns how many events were synced."""
+    """Job: process the pair's new notifications, and meanwhile other pairs' (`_help_other_pairs`). Returns how
+    many events of this pair were synced."""
     from ..db_engine import job_transactions
     from .locks import pair_lock
 
     _unmark_queued(pair_id)
-    with job_transactions():
-        return _process(pair_id, pair_lock)
+    helpers = _start_helpers(pair_id)
+    try:
+        with job_transactions():
+            return _process(pair_id, pair_lock)
+    finally:
+        for helper in helpers:
+            helper.join()
+
+
+HELP_BUDGET_SECONDS = 60  # a helper takes no new pair after this (the job's timeout is 600 s)
+
+
+def _start_helpers(pair_id: int) -> list:
+    """Up to `SYNC_THREADS` - 1 threads that process other pairs' new notifications while this job works on
+    its own pair. Syncing an event mostly waits on Microsoft Graph, so one pair at a time would leave the
+    worker idle most of the time, while the other pairs' jobs wait in the queue behind it. Each pair is
+    taken under its own lock (as its own job would take it), so no two threads or workers ever work on one
+    pair; a pair's job that finds its work done by a helper ends at once. None with inline jobs or without
+    Redis (tests running jobs in their own thread; no locks to share)."""
+    import threading
+    import time
+
+    from flask import current_app
+
+    app = current_app._get_current_object()
+    threads = int(app.config.get("SYNC_THREADS") or 1)
+    if threads < 2 or app.config.get("SYNC_JOBS") or not app.config.get("REDIS_URL"):
+        return []
+    claimed, guard = {pair_id}, threading.Lock()
+    deadline = time.monotonic() + HELP_BUDGET_SECONDS
+    helpers = [threading.Thread(target=_help_other_pairs, args=(app, claimed, guard, deadline),
+                                name=f"inbound-helper-{n}", daemon=True) for n in range(threads - 1)]
+    for helper in helpers:
+        helper.start()
+    return helpers
+
+
+def _help_other_pairs(app, claimed: set, guard, deadline: float) -> None:
+    """A helper thread: take pairs with new notifications that nobody works on, until none is left or the
+    budget is spent. A pair whose processing fails is queued again (its own job retries it)."""
+    import time
+
+    from ..db_engine import job_transactions
+    from .locks import pair_lock
+
+    with app.app_context():
+        try:
+            with job_transactions():
+                while time.monotonic() < deadline:
+                    waiting = list(db.session.scalars(select(InboundNotification.pair_id).where(
+                        InboundNotification.state == "new", InboundNotification.pair_id.is_not(None))
+                        .distinct()))
+                    db.session.commit()
+                    took = None
+                    with guard:
+                        took = next((p for p in waiting if p not in claimed), None)
+                        if took is not None:
+                            claimed.add(took)
+                    if took is None:
+                        return
+                    try:
+                        _process(took, pair_lock)  # 0 at once when another worker holds the pair
+                    except Exception:  # noqa: BLE001 — recorded by _process as an incident; its own job retries
+                        db.session.rollback()
+                        log.info("pair %s: processing failed in a helper thread; queued again", took, exc_info=True)
+                        _queue_again(took)
+                        return
+        finally:
+            db.session.remove()
+
+
+def _queue_again(pair_id: int) -> None:
+    from .webhook import queue_processing
+
+    try:
+        queue_processing([pair_id])
+    except Exception:  # noqa: BLE001 — the sweeper re-queues what is left
+        log.warning("pair %s could not be queued again", pair_id, exc_info=True)
 
 
 def _unmark_queued(pair_id: int) -> None:
@@ -199,15 +280,22 @@ def _drain(pair_id: int, held) -> int:
             _mark([r.id for r in rows], "ignored")
             continue
         lifecycle = [r for r in rows if r.kind == "lifecycle"]
-        changes: dict[str, list[InboundNotification]] = {}
+        # event id → (its rows' ids, whether the last word is "deleted"), read now: the rows are expired while
+        # the events are synced (other processes write the tables they share), and reading them again then
+        # costs a query per row.
+        changes: dict[str, tuple[list[int], bool]] = {}
         for row in rows:
             if row.kind == "change" and row.event_id:
-                changes.setdefault(row.event_id, []).append(row)
+                ids, _ = changes.get(row.event_id, ([], False))
+                changes[row.event_id] = (ids + [row.id], row.change_type == "deleted")
         blank = [row.id for row in rows if row.kind == "change" and not row.event_id]
+        lifecycle_events = list(dict.fromkeys(r.lifecycle_event or "" for r in lifecycle))
+        lifecycle_ids = [r.id for r in lifecycle]
         if blank:
             _mark(blank, "ignored")
         try:
-            prefetch(ctx, [event_id for event_id, same in changes.items() if same[-1].change_type != "deleted"])
+            prefetch(ctx, [event_id for event_id, (_, deleted) in changes.items() if not deleted],
+                     gone_ids=[event_id for event_id, (_, deleted) in changes.items() if deleted])
         except GraphError as error:  # the rows stay new: the job fails and comes back
             if _room_gone(pair_id, error):
                 return synced
@@ -224,20 +312,19 @@ def _drain(pair_id: int, held) -> int:
         synced += count
         if stop:
             return synced
-        for event in dict.fromkeys(r.lifecycle_event for r in lifecycle):
-            handle_lifecycle(pair_id, event or "")
-        if lifecycle:
-            _mark([r.id for r in lifecycle], "done")
+        for event in lifecycle_events:
+            handle_lifecycle(pair_id, event)
+        if lifecycle_ids:
+            _mark(lifecycle_ids, "done")
 
 
 def _sync_changes(pair_id: int, ctx: LiveContext, changes: dict, held, done: list[int]) -> tuple[int, bool]:
-    """Sync each changed event; the ids of the rows done go to `done`. Returns (events synced, whether the
+    """Sync each changed event (`changes`: event id → (row ids, deleted)); the ids of the rows done go to `done`. Returns (events synced, whether the
     pair broke: its rows then wait)."""
     synced = 0
-    for event_id, same in changes.items():
+    for event_id, (ids, deleted) in changes.items():
         # Graph's notifications say what happened, not in what order: the calendar is the truth, read now.
         # Only a batch whose last word is "deleted" may skip the read.
-        deleted = same[-1].change_type == "deleted"
         try:
             sync_room_event(pair_id, event_id, deleted=deleted, ctx=ctx)
         except TRANSIENT_ERRORS as error:
@@ -249,15 +336,15 @@ def _sync_changes(pair_id: int, ctx: LiveContext, changes: dict, held, done: lis
             if _room_gone(pair_id, error):
                 return synced, True
             _trouble(pair_id, error)
-            _mark([r.id for r in same], "failed")  # one bad event must not hold up the pair: reconcile retries
+            _mark(ids, "failed")  # one bad event must not hold up the pair: reconcile retries
             continue
         except Exception as error:  # noqa: BLE001 — same: recorded, skipped, repaired by the reconcile
             db.session.rollback()
             log.exception("pair %s: event %s could not be synced", pair_id, event_id)
             _trouble(pair_id, error)
-            _mark([r.id for r in same], "failed")
+            _mark(ids, "failed")
             continue
-        done.extend(r.id for r in same)
+        done.extend(ids)
         synced += 1
         held.refresh()
     return synced, False
@@ -276,14 +363,16 @@ def _batched(ctx: LiveContext, keys: list, build) -> list[tuple]:
     return out
 
 
-def prefetch(ctx: LiveContext, event_ids: list[str]) -> None:
-    """Read the room's events, their series masters and their organizers' copies for a batch of notifications
-    with `$batch` (two or three POSTs for up to 20 events instead of two requests per event). What a
-    sub-request could not read for a passing reason (throttled, unavailable) is left out: the event's own
-    sync reads it again and fails properly."""
-    ctx.prefetched_events, ctx.prefetched_copies = {}, {}
+def prefetch(ctx: LiveContext, event_ids: list[str], gone_ids: list[str] = ()) -> None:
+    """Read with `$batch` what a batch of notifications will need (a few POSTs for up to 20 events instead of
+    one or two requests per event): the room's events (`event_ids`), their series masters, their organizers'
+    copies, and for the events that are gone from the room (deleted: `gone_ids`; or found missing or
+    cancelled) the organizer's event of their link, which says why (`_why_gone`). What a sub-request could not
+    read for a passing reason (throttled, unavailable) is left out: the event's own sync reads it again and
+    fails properly."""
+    ctx.prefetched_events, ctx.prefetched_copies, ctx.prefetched_organizer_events = {}, {}, {}
     ctx.prefetched_at = None
-    if len(event_ids) < 2:
+    if len(event_ids) + len(gone_ids) < 2:
         return
     ctx.prefetched_at = now_utc()
     db.session.commit()
@@ -313,6 +402,17 @@ def prefetch(ctx: LiveContext, event_ids: list[str]) -> None:
             ctx.prefetched_copies[key] = found[0] if found else None
         elif not isinstance(result.error, TRANSIENT_ERRORS):
             ctx.prefetched_copies[key] = None  # an external organizer or a mailbox we cannot read
+    gone = list(gone_ids) + [event_id for event_id in event_ids if event_id in ctx.prefetched_events
+                             and (ctx.prefetched_events[event_id] is None
+                                  or ctx.prefetched_events[event_id].is_cancelled)]
+    if gone:
+        organizer_events = list(dict.fromkeys(tuple(row) for row in db.session.execute(
+            select(EventLink.organizer_email, EventLink.organizer_event_id).where(
+                EventLink.room_email == room, EventLink.room_event_id.in_(gone),
+                EventLink.organizer_event_id.is_not(None)))))
+        db.session.commit()
+        keep(_batched(ctx, organizer_events, lambda rid, key: graph.get_event_request(rid, key[0], key[1])),
+             ctx.prefetched_organizer_events)
 
 
 def _trouble(pair_id: int, error: Exception) -> None:
@@ -836,15 +936,21 @@ def _why_gone(ctx: LiveContext, link: EventLink) -> str:
     """cancelled | removed | declined | gone_from_room, from the organizer's copy (one read)."""
     if not link.organizer_email or not link.organizer_event_id:
         return "cancelled"
-    db.session.commit()
-    try:
-        event = ctx.graph.get_event(link.organizer_email, link.organizer_event_id)
-    except NotFound:
-        return "cancelled"
-    except GraphError as error:
-        if isinstance(error, TRANSIENT_ERRORS):
-            raise
-        return "cancelled"  # a mailbox we cannot read any more: its room copy is gone, so is the booking
+    key = (link.organizer_email, link.organizer_event_id)
+    if key in ctx.prefetched_organizer_events:
+        event = ctx.prefetched_organizer_events.pop(key)
+        if event is None:
+            return "cancelled"
+    else:
+        db.session.commit()
+        try:
+            event = ctx.graph.get_event(link.organizer_email, link.organizer_event_id)
+        except NotFound:
+            return "cancelled"
+        except GraphError as error:
+            if isinstance(error, TRANSIENT_ERRORS):
+                raise
+            return "cancelled"  # a mailbox we cannot read any more: its room copy is gone, so is the booking
     if event.is_cancelled:
         return "cancelled"
     mine = [a for a in event.room_attendees if a.email.lower() == ctx.room]

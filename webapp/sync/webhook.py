@@ -15,8 +15,9 @@ Public API:
 - `DB_DEADLINE_MS` (PostgreSQL lock and statement timeouts) and `SQLITE_DEADLINE_MS` (SQLite's busy timeout):
   how long the webhook's transaction may wait for a lock, so the answer stays well under Graph's 3 seconds
   (`accept(..., wait_ms=)` overrides it: the drain job waits up to `SPILL_DEADLINE_MS`).
-- `QUEUED_KEY`: while a pair's processing job waits in the queue no second one is queued for it (a burst of
-  notifications is one job, not fifty); `inbound.process_notifications` clears it as it starts.
+- `queue_processing(pair_ids)`: queue `inbound.process_notifications` for these pairs. `QUEUED_KEY`: while a
+  pair's processing job waits in the queue no second one is queued for it (a burst of notifications is one
+  job, not fifty); `inbound.process_notifications` clears it as it starts.
 """
 
 from __future__ import annotations
@@ -137,11 +138,13 @@ def _accept(payload, kind: str, wait_ms: int) -> Accepted:
     if result.rejected:
         log.warning("webhook: %d %s notification(s) with an unknown subscription or a wrong clientState ignored",
                     result.rejected, kind)
-    _queue(result.pairs)
+    queue_processing(result.pairs)
     return result
 
 
-def _queue(pair_ids) -> None:
+def queue_processing(pair_ids) -> None:
+    """Queue `inbound.process_notifications` for these pairs: one waiting job per pair (`QUEUED_KEY`); with
+    inline jobs, process them now."""
     from .inbound import process_notifications
 
     if not pair_ids:
