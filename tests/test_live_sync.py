@@ -567,3 +567,63 @@ def test_push_pending_drains_every_pending_push_creating_in_batches(live, monkey
     settle(live["connected"], live["pair"])
     assert sorted(e.start for e in room_events(days=40)) == sorted([day(1, 18), day(1, 20)])
     assert reconcile.audit_now(live["pair"].id) == 0
+
+
+def _answer_lost(monkeypatch, name):
+    """`GraphClient.<name>` does its work in Outlook, then the answer is lost (a timeout after the request
+    landed): the caller sees a connection failure."""
+    from webapp.graph.client import GraphClient
+    from webapp.graph.errors import ConnectionFailed
+
+    real = getattr(GraphClient, name)
+
+    def lost(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise ConnectionFailed("The connection was lost before the answer came.")
+
+    monkeypatch.setattr(GraphClient, name, lost)
+
+
+@pytest.mark.parametrize("order", ["notified_first", "pushed_first"])
+@pytest.mark.parametrize("path", ["create_event", "batch"])
+def test_a_create_whose_answer_was_lost_is_found_then_cancelled_or_moved(live, monkeypatch, path, order):
+    """The create reached Outlook but its answer did not: the push stays pending with nothing linked, and where
+    it asked is noted. Either the room's notification comes first: the inbound sync sees our transactionId on
+    the organizer's copy and links the event to its booking (it used to take it for an Outlook booking
+    clashing with ours, decline it and email the organizer); or the next push comes first and finds the event
+    there by its transactionId. Then a booking cancelled meanwhile takes it out of the room (it used to stay,
+    a booking of nobody's), a moved one moves it (a retried create answers the old event unchanged), and
+    nothing is created twice. `batch`: the push_pending job's path (creates share a `$batch`); `create_event`:
+    the one-booking push."""
+    if path == "batch":
+        monkeypatch.setattr(outbound, "_queue_push", lambda uid: None)  # pushed by push_pending below
+    _answer_lost(monkeypatch, path)
+    gone = book(live["venue"], live["a"], day(1, 9), day(1, 10), live["priya"], title="Cancelled meanwhile")
+    moved = book(live["venue"], live["a"], day(1, 11), day(1, 12), live["priya"], title="Moved meanwhile")
+    if path == "batch":
+        outbound.push_pending()
+    monkeypatch.undo()
+    states = outbound.pending_state([gone.uid, moved.uid])
+    assert [(s.state, s.create_mailbox) for s in states.values()] == [("pending", PRIYA)] * 2
+    links = select(func.count()).select_from(EventLink).where(EventLink.booking_uid.in_([gone.uid, moved.uid]))
+    assert db.session.scalar(links) == 0
+    if order == "notified_first":
+        settle(live["connected"], live["pair"])
+        assert sorted(e.start for e in room_events()) == [day(1, 9), day(1, 11)]  # accepted, not declined
+        assert db.session.scalar(links) == 2 and outbox("event_refused") == []
+
+    if path == "batch":
+        monkeypatch.setattr(outbound, "_queue_push", lambda uid: None)
+    cancel_booking(db.session.get(Booking, gone.id), actor=live["boss"])
+    data = input_from_booking(db.session.get(Booking, moved.id))
+    data.start, data.end = day(1, 14), day(1, 15)
+    update_booking(db.session.get(Booking, moved.id), data, actor=live["boss"], bypass_rules=True)
+    if path == "batch":
+        outbound.push_pending()
+    settle(live["connected"], live["pair"])
+    assert [(e.start, e.subject) for e in room_events()] == [(day(1, 14), "Priya Shah")]
+    organizer_events = [e for e in graph_client().calendar_view(PRIYA, day(0, 0), day(3, 0)) if not e.is_cancelled]
+    assert [(e.start, e.transaction_id) for e in organizer_events] == [(day(1, 14), moved.uid)]
+    assert outbound.pending_state([gone.uid, moved.uid]) == {}
+    assert [b.uid for b in live_bookings(live["a"])] == [moved.uid]
+    assert reconcile.audit_now(live["pair"].id) == 0

@@ -521,6 +521,8 @@ def _sync(ctx: LiveContext, event_id: str, deleted: bool, event) -> str:
     if link is not None and booking is None:  # its booking was cancelled in Roomsync meanwhile
         return "unchanged"
     organizer_copy = _organizer_copy(ctx, event)
+    if link is None and organizer_copy is not None and _adopt_unanswered_create(ctx, event, organizer_copy):
+        return "adopted"
     window_start = ctx.today_start if booking is None else min(ctx.today_start, booking.start_utc)
     if event.type == "seriesMaster":
         db.session.commit()
@@ -537,6 +539,29 @@ def _sync(ctx: LiveContext, event_id: str, deleted: bool, event) -> str:
                                             room_email=ctx.room, window_start=window_start,
                                             horizon_date=ctx.horizon_date))
     return _apply(ctx, item, decision, link, booking)
+
+
+def _adopt_unanswered_create(ctx: LiveContext, event, organizer_copy) -> bool:
+    """An event Roomsync made whose create went unanswered (the organizer's copy carries our transactionId, a
+    booking's uid, but nothing links it): link it to its booking rather than take it for an Outlook booking
+    (which would clash with ours and be declined). The booking's pending push then makes it match."""
+    from .models import OutboundState
+
+    uid = organizer_copy.transaction_id
+    if not uid or db.session.scalar(select(Booking.id).where(Booking.uid == uid)) is None:
+        return False
+    if db.session.scalar(select(EventLink.id).where(EventLink.booking_uid == uid, EventLink.room_email == ctx.room)):
+        return False
+    db.session.add(EventLink(booking_uid=uid, kind="two_way", room_email=ctx.room, room_event_id=event.id,
+                             organizer_email=(event.organizer_email or "").lower(),
+                             organizer_event_id=organizer_copy.id, ical_uid=event.ical_uid,
+                             organizer_change_key=organizer_copy.change_key, room_change_key=None))
+    db.session.execute(update(OutboundState).where(OutboundState.booking_uid == uid)
+                       .values(create_mailbox=None, create_start=None, create_end=None))
+    _audit(ctx, "sync.inbound.adopted", f"Linked the event Roomsync created for booking {uid} (its creation "
+                                        "went unanswered) to its room copy.")
+    db.session.commit()
+    return True
 
 
 def _link_for(ctx: LiveContext, event) -> EventLink | None:

@@ -288,7 +288,10 @@ class OutboundState(db.Model):
     (a push is queued or waiting for its retry at `next_attempt_at`) | done | failed (permanent: `error`
     says why, shown to the holder and admins). `wanted_sequence`: the booking's `sequence` the last change
     asked for; `pushed_sequence`: the one Outlook matches — a push whose booking changed meanwhile pushes
-    again. `attempts` counts failures since the last success."""
+    again. `attempts` counts failures since the last success. `create_mailbox`/`create_start`/`create_end`: a
+    create sent to Outlook whose answer never came (a timeout, a connection lost, a 5xx): the event may exist.
+    Where to look for it (the organizer's calendar at the times asked for), so the next push finds it by its
+    transactionId instead of forgetting it (a cancelled booking would leave it in the room)."""
 
     __tablename__ = "sync_outbound"
 
@@ -303,6 +306,9 @@ class OutboundState(db.Model):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str] = mapped_column(Text, default="")
+    create_mailbox: Mapped[str | None] = mapped_column(String(320))
+    create_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    create_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 INCIDENT_CAUSES = {

@@ -21,6 +21,10 @@ Public API:
   | holder changed                           | exists      | cancel the old one, create on the new      |
   Series are written with their pattern in the venue's zone, then their cancelled and moved occurrences
   (`initial._apply_exceptions`). Links (`EventLink`, one per room) are added and removed to match.
+  A create whose answer never came (timeout, connection lost, 5xx) may have made its event: where it asked is
+  noted before it is sent (`OutboundState.create_*`), and the next push looks there for an event carrying
+  its transactionId and adopts it (then updates it, or ends it for a booking cancelled meanwhile) — a retried
+  create alone would answer the old event unchanged, and a cancelled booking would leave it in the room.
   Transient failures (throttling, 5xx, connection) keep the push pending with a back-off (`BACKOFF`) and
   raise; after `MAX_ATTEMPTS`, or at once for a permanent refusal (the mailbox is gone, Outlook rejects the
   request), the state becomes "failed": the holder and the admins are emailed and the health page shows it.
@@ -295,7 +299,7 @@ def _push_group(uids: list[str]) -> int:
                 slow.append(uid)
             elif plan is not False:
                 quick.append(plan)
-        db.session.commit()  # nothing written: no transaction stays open across the Graph calls
+        db.session.commit()  # (creates noted, see `_note_create`) no transaction stays open across Graph calls
         if quick:
             _send_quick(graph, quick)
         for uid in slow:
@@ -314,6 +318,8 @@ def _quick_plan(graph, uid: str, request_id: str):
     booking = db.session.scalar(select(Booking).where(Booking.uid == uid))
     if state is None or booking is None or state.state != "pending":
         return False
+    if state.create_mailbox:
+        return None  # a create went unanswered: the full path looks for its event first
     sequence = booking.sequence or 0
     links = _linked(uid)
     event = next(((l.organizer_email, l.organizer_event_id) for l in links if l.organizer_event_id), None)
@@ -335,6 +341,7 @@ def _quick_plan(graph, uid: str, request_id: str):
     if organizer is None:
         raise BadRequest("No organizer for this booking: it has no holder and no butler is configured.", status=400)
     if event is None:
+        state.create_mailbox, state.create_start, state.create_end = organizer, booking.start_utc, booking.end_utc
         return _Quick(uid, sequence, "create",
                       graph.create_event_request(request_id, organizer,
                                                  draft_for(booking, rooms, organizer, create=True)),
@@ -357,6 +364,9 @@ def _send_quick(graph, quick: list[_Quick]) -> None:
         return
     for plan, result in zip(quick, results):
         if result.error is not None and not (isinstance(result.error, NotFound) and plan.kind != "create"):
+            if plan.kind == "create" and isinstance(result.error, (BadRequest, NotFound, InvalidUser,
+                                                                   MailboxNotEnabled)):
+                _note_create(plan.uid, None)  # refused: nothing was made
             _failed(plan.uid, result.error)
             continue
         booking = db.session.scalar(select(Booking).where(Booking.uid == plan.uid))
@@ -369,6 +379,7 @@ def _send_quick(graph, quick: list[_Quick]) -> None:
                 _audit(booking, "sync.outbound.removed", "Removed from Outlook.")
         elif plan.kind == "create":
             created = result.value
+            _note_create(plan.uid, None)
             for _, pair in plan.rooms:
                 db.session.add(EventLink(booking_uid=plan.uid, kind="two_way", room_email=pair.room_email,
                                          room_event_id=None, organizer_email=plan.organizer,
@@ -535,7 +546,23 @@ def _make_outlook_match(booking: Booking) -> None:
     links = _linked(booking.uid)
     event = next(((l.organizer_email, l.organizer_event_id) for l in links if l.organizer_event_id), None)
     organizer = _organizer(booking)
+    unanswered = _unanswered_create(booking.uid) if event is None else None
     db.session.commit()  # nothing written yet: no transaction stays open across the Graph calls below
+    if unanswered is not None:
+        found = _find_unanswered_create(graph, booking.uid, *unanswered)
+        if found is not None:  # it was made after all: adopt it (then it is updated, moved or ended below)
+            event = (unanswered[0], found.id)
+            links = links or [EventLink(booking_uid=booking.uid, kind="two_way", room_email=p.room_email,
+                                        room_event_id=None, organizer_email=unanswered[0],
+                                        organizer_event_id=found.id, ical_uid=found.ical_uid,
+                                        organizer_change_key=found.change_key) for _, p in rooms]
+            for link in links:
+                if link.id is None:
+                    db.session.add(link)
+            _audit(booking, "sync.outbound.adopted", f"Found on {unanswered[0]}'s calendar the event whose "
+                                                     "creation went unanswered.")
+        _note_create(booking.uid, None)
+        db.session.commit()
     if event is not None and rooms and organizer and event[0] and event[0] != organizer \
             and booking.origin == "roomsync":
         _end_event(graph, booking, event, cancelled=True)  # a new holder: the event moves to their calendar
@@ -554,7 +581,10 @@ def _make_outlook_match(booking: Booking) -> None:
         raise BadRequest("No organizer for this booking: it has no holder and no butler is configured.",
                          status=400)
     if event is None:
+        _note_create(booking.uid, (organizer, booking.start_utc, booking.end_utc))
+        db.session.commit()  # kept if the answer never comes: the next push looks for the event
         created = graph.create_event(organizer, draft_for(booking, rooms, organizer, create=True))
+        _note_create(booking.uid, None)
         mailbox, event_id, ical_uid, change_key = organizer, created.id, created.ical_uid, created.change_key
         _audit(booking, "sync.outbound.created", f"Created on {organizer}'s calendar.")
     else:
@@ -582,6 +612,36 @@ def _make_outlook_match(booking: Booking) -> None:
         db.session.add(EventLink(booking_uid=booking.uid, kind="two_way", room_email=room, room_event_id=None,
                                  organizer_email=mailbox, organizer_event_id=event_id, ical_uid=ical_uid,
                                  organizer_change_key=change_key))
+
+
+def _note_create(booking_uid: str, asked: tuple | None) -> None:
+    """Record (organizer, start, end) of a create about to be sent, or clear it once its answer came."""
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking_uid))
+    if state is not None:
+        state.create_mailbox, state.create_start, state.create_end = asked or (None, None, None)
+
+
+def _unanswered_create(booking_uid: str) -> tuple | None:
+    row = db.session.execute(select(OutboundState.create_mailbox, OutboundState.create_start,
+                                    OutboundState.create_end).where(OutboundState.booking_uid == booking_uid)).first()
+    return tuple(row) if row is not None and row[0] else None
+
+
+def _find_unanswered_create(graph, booking_uid: str, mailbox: str, start, end):
+    """The event a create whose answer was lost made, if it made one: on the organizer's calendar at the times
+    it asked for, carrying our `transactionId` (= the booking's uid; a series' occurrences lead to their
+    master). Transient errors raise (the push is retried); a calendar we cannot read has no event of ours."""
+    try:
+        for found in graph.calendar_view(mailbox, start, end):
+            if found.transaction_id == booking_uid:
+                return found
+            if found.type in ("occurrence", "exception") and found.series_master_id:
+                master = graph.get_event(mailbox, found.series_master_id)
+                if master.transaction_id == booking_uid:
+                    return master
+    except (NotFound, InvalidUser, MailboxNotEnabled):
+        return None
+    return None
 
 
 def _end_event(graph, booking: Booking, event: tuple[str, str], *, cancelled: bool) -> None:
