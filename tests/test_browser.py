@@ -9,60 +9,17 @@ around the clock and the test books tomorrow, so it passes at any hour. Screensh
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from sandbox_server import serve_app
-from webapp import create_app
+from processes import ARTIFACTS, AROUND_THE_CLOCK
+from processes import browser, live_server  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-AROUND_THE_CLOCK = {day: ["00:00", "24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 TZ = "Europe/London"
-
-
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        message = f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI must run the browser tests")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def live_server(app, tmp_path):
-    served = create_app(
-        {
-            "INSTANCE_PATH": str(tmp_path),
-            "SECRET_KEY": "browser-test-secret",
-            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "WTF_CSRF_ENABLED": True,
-            "SYNC_JOBS": True,
-        }
-    )
-    with serve_app(served) as url:
-        yield url
 
 
 @pytest.fixture

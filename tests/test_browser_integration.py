@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from test_browser import ARTIFACTS, AROUND_THE_CLOCK, browser  # noqa: F401
+from processes import ARTIFACTS, AROUND_THE_CLOCK
+from processes import browser  # noqa: F401
 from sandbox_server import graph_config, serve_app
 from webapp import create_app
 from webapp.extensions import db

@@ -20,154 +20,38 @@ in Board room A, B or A+B:
 4. The admin's sync health page shows the pair "Healthy", with the refusal among its recent events; an
    audit run from it finds both sides in agreement, and the pair stays "Healthy".
 
-Processes: Roomsync served by werkzeug (threaded, CSRF on) and a real `worker.py` subprocess on a Redis queue
-of their own; the pair's subscription points at the served Roomsync (the integration's public base URL), so
-the sandbox's change notifications reach its webhook, which queues `inbound.process_notifications` for the
-worker; booking saves queue `outbound.push_booking`. Pages are reloaded until the change shows (Roomsync's
-day view only polls once a minute, the Outlook page not at all), with deadlines; the seconds each change
-took are printed (`-s` shows them). Screenshots go to test-artifacts/.
+Processes (the fixtures of tests/processes.py): Roomsync served by werkzeug (threaded, CSRF on) and a real
+`worker.py` subprocess on a Redis queue of their own; the pair's subscription points at the served Roomsync
+(the integration's public base URL), so the sandbox's change notifications reach its webhook, which queues
+`inbound.process_notifications` for the worker; booking saves queue `outbound.push_booking`. Pages are
+reloaded until the change shows (Roomsync's day view only polls once a minute, the Outlook page not at all),
+with deadlines; the seconds each change took are printed (`-s` shows them). Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time as clock
-import uuid
-from datetime import timedelta
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from redis import Redis
-from rq import Queue
 from sqlalchemy import select
 
-from sandbox_server import GRAPH_KEYS, graph_config, serve_app
-from test_browser import ARTIFACTS, browser  # noqa: F401
-from webapp import create_app
-from webapp.auth.models import User
-from webapp.booking.models import Booking, Space, Venue
-from webapp.demo import DEMO_ADMIN_EMAIL, DEMO_MEMBER_EMAIL, DEMO_PASSWORD, seed_demo
+from processes import ARTIFACTS, PAIRED_SPACE as SPACE, outlook_book, signed_in_page, until
+from processes import browser, connected_demo, job_queue, live_demo, served, worker  # noqa: F401
+from webapp.booking.models import Booking
+from webapp.demo import DEMO_ADMIN_EMAIL, DEMO_MEMBER_EMAIL
 from webapp.extensions import db
-from webapp.integration.models import IntegrationSettings
 from webapp.notify.models import OutboxMessage
-from webapp.sandbox.seed import DEMO_BUTLER_EMAIL, seed_demo_calendars
-from webapp.sync.models import OutboundState, Pair, Subscription
-from webapp.sync.pairs import create_pair
-from webapp.sync.rooms import find_room
-from webapp.timeutil import now_utc, to_local
+from webapp.sync.models import OutboundState
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
-LONDON = ZoneInfo("Europe/London")
-SPACE, SPACE_AB = "Board room A", "Board room A+B"
-ROOM = "board-room-a@roomsync.test"
+SPACE_AB = "Board room A+B"
 PRIYA, TOM, DANIEL = DEMO_MEMBER_EMAIL, "tom.baker@roomsync.test", "daniel.okafor@roomsync.test"
 WAIT = 20_000  # ms, for ordinary page interactions
-SYNC_DEADLINE = 30.0  # s: "within seconds", with room for a slow CI machine; the observed times are printed
-
-
-# ---------------------------------------------------------------------------------------------- processes
-
-
-@pytest.fixture
-def job_queue(redis_url):
-    """A queue of its own on the suite's Redis, so no other test's worker takes these jobs."""
-    connection = Redis.from_url(redis_url)
-    queue = Queue(f"test-browser-live-{uuid.uuid4().hex[:8]}", connection=connection)
-    yield queue
-    queue.delete(delete_jobs=True)
-    connection.close()
-
-
-@pytest.fixture
-def served(app, tmp_path, sandbox_tenant, redis_url, job_queue):
-    """Roomsync over HTTP on a free port, pointed at the sandbox, queueing its jobs for the worker."""
-    web = create_app({"INSTANCE_PATH": str(tmp_path / "web"), "SECRET_KEY": "browser-live-secret",
-                      "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "WTF_CSRF_ENABLED": True,
-                      "SYNC_JOBS": False})
-    with serve_app(web) as base:
-        # Before the first request: the sandbox's settings, our queue, and this server as the webhook address.
-        web.config.update(graph_config(sandbox_tenant, base))
-        web.config.update(REDIS_URL=redis_url, RQ_QUEUE=job_queue.name)
-        yield base
-
-
-@pytest.fixture
-def worker(app, tmp_path, sandbox_tenant, served, redis_url, job_queue):
-    """A real `worker.py` on the suite's database and our queue, talking to the sandbox over HTTPS."""
-    env = {key: value for key, value in os.environ.items() if key != "ROOMSYNC_SYNC_JOBS"}
-    env.update({key: sandbox_tenant.env[key] for key in GRAPH_KEYS})
-    env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], ROOMSYNC_INSTANCE=str(tmp_path / "worker"),
-               SECRET_KEY="browser-live-secret", REDIS_URL=redis_url, ROOMSYNC_RQ_QUEUE=job_queue.name,
-               PUBLIC_BASE_URL=served)
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # RQ's warm shutdown: the current job (if any) finishes first
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    # Shown by pytest when the test fails.
-    print("---- worker.log (tail) ----\n" + log_path.read_text(errors="replace")[-6000:])
-
-
-# ---------------------------------------------------------------------------------------------- the demo
-
-
-@pytest.fixture
-def demo(connected, sandbox_admin, served):
-    """Both demos, connected with the served Roomsync as the integration's public base URL (where the
-    sandbox sends its notifications), and Board room A paired and live."""
-    sandbox_admin.reset()
-    assert seed_demo()
-    assert seed_demo_calendars(connected.server.app) > 0
-    venue = db.session.scalar(select(Venue))
-    db.session.add(IntegrationSettings(venue_id=venue.id, butler_email=DEMO_BUTLER_EMAIL, enabled=True,
-                                       public_base_url=served, last_validated_at=now_utc()))
-    db.session.commit()
-    space = db.session.scalar(select(Space).where(Space.name == SPACE))
-    admin = db.session.scalar(select(User).where(User.email == DEMO_ADMIN_EMAIL))
-    # The suite's app runs jobs inline: the initial sync, then `ensure_subscription`, which subscribes with
-    # the served Roomsync's webhook (the sandbox's handshake reaches it) and makes the pair live.
-    pair = create_pair(venue, space, find_room(ROOM), admin)
-    db.session.expire_all()
-    pair = db.session.get(Pair, pair.id)
-    assert pair.state == "live", pair.state_detail
-    subscription = db.session.scalar(select(Subscription).where(Subscription.pair_id == pair.id))
-    assert subscription.state == "active" and subscription.graph_id
-    today = to_local(now_utc(), LONDON).date()
-    monday = today - timedelta(days=today.weekday()) + timedelta(weeks=3)
-    result = dict(venue_id=venue.id, space_id=space.id, pair_id=pair.id, monday=monday)
-    db.session.rollback()  # end the reads: on SQLite an open transaction would hold back the other processes
-    return result
 
 
 # ---------------------------------------------------------------------------------------------- pages
-
-
-def roomsync_page(browser, base: str, email: str):
-    from playwright.sync_api import expect
-
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator(".flash")).to_contain_text("Signed in as")
-    return page
 
 
 def outlook_page(browser, sandbox_url: str, mailbox: str, monday):
@@ -186,43 +70,8 @@ def outlook_page(browser, sandbox_url: str, mailbox: str, monday):
     return page
 
 
-def outlook_book(page, monday, subject: str, start: str, end: str, room: str = ROOM) -> float:
-    """Through the meeting form of the open mailbox (the day's "New meeting" link): subject, times, the room.
-    Returns the moment it was sent (time.monotonic())."""
-    from playwright.sync_api import expect
-
-    page.get_by_role("link", name=f"{monday:%a %d %b}", exact=True).click()
-    expect(page.get_by_role("heading", name=re.compile("^New meeting"))).to_be_visible()
-    expect(page.get_by_label("Date")).to_have_value(monday.isoformat())
-    page.get_by_label("Subject").fill(subject)
-    page.get_by_label("Start").fill(start)
-    page.get_by_label("End").fill(end)
-    page.locator(f'input[name="rooms"][value="{room}"]').check()
-    sent = clock.monotonic()
-    page.get_by_role("button", name="Send").click()
-    expect(page.locator("a.event").filter(has_text=subject)).to_be_visible()  # back on the week, saved
-    return sent
-
-
 def card(page, subject: str):
     return page.locator("a.event").filter(has_text=subject)
-
-
-def until(page, check, what: str, deadline: float = SYNC_DEADLINE, url: str | None = None) -> float:
-    """Reload `page` (or open `url`) until `check(page)` holds; returns the seconds it took. Each look waits
-    up to half a second, so a change shows within about that of landing."""
-    started = clock.monotonic()
-    while True:
-        if url:
-            page.goto(url)
-        else:
-            page.reload()
-        try:
-            check(page)
-            return clock.monotonic() - started
-        except AssertionError:
-            if clock.monotonic() - started > deadline:
-                raise AssertionError(f"{what}: not within {deadline:.0f} s") from None
 
 
 def book_in_roomsync(page, base: str, monday, space: str, title: str, start: str, end: str) -> float:
@@ -249,14 +98,14 @@ def book_in_roomsync(page, base: str, monday, space: str, title: str, start: str
 
 
 def test_live_sync_in_the_demo_both_ways_with_conflicts_refused_and_a_green_health_page(
-        browser, served, worker, demo, sandbox_tenant):
+        browser, served, worker, live_demo, sandbox_tenant):
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    monday = demo["monday"]
+    monday = live_demo["monday"]
     day_url = f"{served}/?date={monday.isoformat()}"
     timings: dict[str, float] = {}
-    member = roomsync_page(browser, served, PRIYA)
+    member = signed_in_page(browser, served, PRIYA)
     member.goto(day_url)
     grid = member.locator("#booking-grid")
     expect(grid.locator(".col-head").filter(has=member.get_by_role("link", name=SPACE, exact=True))).to_be_visible()
@@ -336,7 +185,7 @@ def test_live_sync_in_the_demo_both_ways_with_conflicts_refused_and_a_green_heal
     expect(grid.get_by_role("link", name=re.compile("Sync roadmap"))).to_contain_text("10:00–11:00")
 
     # The admin reads the email Daniel got, in the outbox.
-    admin = roomsync_page(browser, served, DEMO_ADMIN_EMAIL)
+    admin = signed_in_page(browser, served, DEMO_ADMIN_EMAIL)
     admin.goto(f"{served}/admin/outbox/")
     row = admin.locator("#outbox tbody tr").filter(has_text=DANIEL)
     expect(row).to_have_count(1)
@@ -356,7 +205,7 @@ def test_live_sync_in_the_demo_both_ways_with_conflicts_refused_and_a_green_heal
 
     # 4. The sync health page: the pair is healthy (green), the refusal among its recent events.
     health_url = f"{served}/admin/sync/health"
-    section = admin.locator(f"#health-{demo['pair_id']}")
+    section = admin.locator(f"#health-{live_demo['pair_id']}")
 
     def healthy(page):
         expect(section).to_have_attribute("data-status", "ok", timeout=500)

@@ -15,7 +15,7 @@ the demos have nothing in Board room A, and asserts exactly on those:
 The demo's own items are checked as a whole: every Outlook meeting of Board room A is in the report, and the
 parity audit (and the test's own look at both sides) finds them in agreement.
 
-Processes: Roomsync served by werkzeug (threaded, CSRF on) with jobs queued on a Redis queue of its own, and a
+Processes (the fixtures of tests/processes.py): Roomsync served by werkzeug (threaded, CSRF on) with jobs queued on a Redis queue of its own, and a
 real `worker.py` subprocess on that queue, so the admin sees the pair go running (with its step) → done by
 htmx polling, without reloading (checked).
 The sandbox delays `calendarView` while the pair's sync runs, which holds the run in step 4 long enough to
@@ -27,28 +27,20 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import signal
-import subprocess
-import sys
-import uuid
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from redis import Redis
-from rq import Queue
 from sqlalchemy import select
 
-from sandbox_server import GRAPH_KEYS, graph_config, serve_app
-from test_browser import ARTIFACTS, browser  # noqa: F401
-from webapp import create_app
+from processes import ARTIFACTS, signed_in_page
+from processes import browser, job_queue, served, worker  # noqa: F401
 from webapp.auth.models import User
 from webapp.booking.models import Space, Venue
 from webapp.booking.operations import BookingInput, create_booking, occurrences_between
-from webapp.demo import DEMO_ADMIN_EMAIL, DEMO_MEMBER_EMAIL, DEMO_PASSWORD, seed_demo
+from webapp.demo import DEMO_ADMIN_EMAIL, DEMO_MEMBER_EMAIL, seed_demo
 from webapp.extensions import db
 from webapp.graph import graph_client
 from webapp.graph.types import Attendee, EventDraft, Location
@@ -59,63 +51,12 @@ from webapp.timeutil import localize, now_utc, to_local
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
 LONDON = ZoneInfo("Europe/London")
 SPACE = "Board room A"
 ROOM = "board-room-a@roomsync.test"
 PRIYA, TOM, DANIEL = DEMO_MEMBER_EMAIL, "tom.baker@roomsync.test", "daniel.okafor@roomsync.test"
 STEP_LATENCY_MS = 6000  # per calendarView call while the pair's sync runs: step 4 holds at least this long
 WAIT = 30_000  # ms: a poll every 2 s, a worker, a few Graph calls
-
-
-# ---------------------------------------------------------------------------------------------- processes
-
-
-@pytest.fixture
-def job_queue(redis_url):
-    """A queue of its own on the suite's Redis, so no other test's worker takes these jobs."""
-    connection = Redis.from_url(redis_url)
-    queue = Queue(f"test-browser-sync-{uuid.uuid4().hex[:8]}", connection=connection)
-    yield queue
-    queue.delete(delete_jobs=True)
-    connection.close()
-
-
-@pytest.fixture
-def served(app, tmp_path, sandbox_tenant, redis_url, job_queue):
-    """Roomsync over HTTP on a free port, pointed at the sandbox, queueing its jobs (not running them)."""
-    web = create_app({"INSTANCE_PATH": str(tmp_path / "web"), "SECRET_KEY": "browser-sync-secret",
-                      "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "WTF_CSRF_ENABLED": True,
-                      "SYNC_JOBS": False})
-    with serve_app(web) as base:
-        # Before the first request: the sandbox's settings, our queue, and this server as the webhook address.
-        web.config.update(graph_config(sandbox_tenant, base))
-        web.config.update(REDIS_URL=redis_url, RQ_QUEUE=job_queue.name)
-        yield base
-
-
-@pytest.fixture
-def worker(app, tmp_path, sandbox_tenant, served, redis_url, job_queue):
-    """A real `worker.py` on the suite's database and our queue, talking to the sandbox over HTTPS."""
-    env = {key: value for key, value in os.environ.items() if key != "ROOMSYNC_SYNC_JOBS"}
-    env.update({key: sandbox_tenant.env[key] for key in GRAPH_KEYS})
-    env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], ROOMSYNC_INSTANCE=str(tmp_path / "worker"),
-               SECRET_KEY="browser-sync-secret", REDIS_URL=redis_url, ROOMSYNC_RQ_QUEUE=job_queue.name,
-               PUBLIC_BASE_URL=served)
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # RQ's warm shutdown: the current job (if any) finishes first
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    # Shown by pytest when the test fails.
-    print("---- worker.log (tail) ----\n" + log_path.read_text(errors="replace")[-6000:])
 
 
 # ---------------------------------------------------------------------------------------------- the scene
@@ -158,20 +99,6 @@ def demo(connected, sandbox_admin):
     return dict(venue=venue, space=space, monday=monday, wednesday=wednesday, friday=friday)
 
 
-def sign_in(browser, base: str, email: str):
-    from playwright.sync_api import expect
-
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator(".flash")).to_contain_text("Signed in as")
-    return page
-
-
 def span(start: datetime, end: datetime) -> str:
     return f"{start:%H:%M}–{end:%H:%M}"
 
@@ -185,7 +112,7 @@ def test_an_admin_pairs_a_demo_room_watches_it_sync_and_both_sides_agree(browser
 
     ARTIFACTS.mkdir(exist_ok=True)
     monday, wednesday, friday = demo["monday"], demo["wednesday"], demo["friday"]
-    admin = sign_in(browser, served, DEMO_ADMIN_EMAIL)
+    admin = signed_in_page(browser, served, DEMO_ADMIN_EMAIL, timeout=WAIT, accept_downloads=True)
 
     # Synced rooms, from the admin area's navigation.
     admin.goto(f"{served}/admin/")
@@ -248,7 +175,7 @@ def test_an_admin_pairs_a_demo_room_watches_it_sync_and_both_sides_agree(browser
     pair_page.screenshot(path=str(ARTIFACTS / "sync-running-pair.png"), full_page=True)
 
     # Meanwhile a member tries to book the space: refused, and told why.
-    member = sign_in(browser, served, PRIYA)
+    member = signed_in_page(browser, served, PRIYA, timeout=WAIT, accept_downloads=True)
     member.goto(f"{served}/?date={monday.isoformat()}")
     grid = member.locator("#booking-grid")
     heading = grid.locator(".col-head").filter(has=member.get_by_role("link", name=SPACE, exact=True))

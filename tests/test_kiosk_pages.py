@@ -296,3 +296,29 @@ def test_bad_input_on_every_tablet_endpoint_gets_a_clear_answer_never_a_500(app,
     tag = tablet.get("/kiosk/panel/status").headers["ETag"]
     for header in (nasty.encode("unicode_escape").decode(), '"' * 200, f"{tag}, W/{tag}"):
         assert tablet.get("/kiosk/panel/status", headers={"If-None-Match": header}).status_code in (200, 304)
+
+
+def test_the_page_and_the_poll_compute_the_same_etag(app, scene):
+    """The page renders with the ORM's device and venue, a poll reads plain rows (`devices.poll`): kiosk.js sends
+    the page's ETag with its first poll, which must get a 304, not a needless fragment."""
+    tablet = tablet_for(app, scene["venue"], scene["a"], scene["admin"])
+    page_tag = re.search(r"data-etag='(\"[0-9a-f]+\")'", tablet.get("/kiosk/panel").get_data(as_text=True)).group(1)
+    first_poll = tablet.get("/kiosk/panel/status", headers={**HX, "If-None-Match": page_tag})
+    assert first_poll.status_code == 304 and first_poll.headers["ETag"] == page_tag
+
+
+def test_a_poll_refreshes_last_seen_once_a_minute_after_its_answer_is_sent(app, scene, clock):
+    tablet = tablet_for(app, scene["venue"], scene["a"], scene["admin"])
+    device = db.session.scalar(select(Device))
+    enrolled_at = device.last_seen_at
+
+    def seen_after_poll():
+        response = tablet.get("/kiosk/panel/status", headers=HX)
+        response.close()  # as a server does once the answer is out: the refresh runs then
+        db.session.expire_all()
+        return db.session.get(Device, device.id).last_seen_at
+
+    clock.tick(timedelta(seconds=59))
+    assert seen_after_poll() == enrolled_at  # throttled: no write
+    clock.tick(timedelta(seconds=2))
+    assert seen_after_poll() == enrolled_at + timedelta(seconds=61)

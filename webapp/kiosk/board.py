@@ -6,11 +6,13 @@ Public API:
   rarely and the polled path must stay at one or two queries).
 - `day_items(venue, space_ids, day)` → `{space_id: [Item]}` for the local `day`: the occurrences on each space
   and on the spaces that share with it, private titles masked, holders' names, deduplicated per occurrence.
-- `panel_marker(venue, space_id, day)` / `lobby_marker(venue, day)`: a cheap fingerprint (one query) of what the
+- `panel_marker(tz, space_id, day)` / `lobby_marker(venue, day)`: a cheap fingerprint (one query) of what the
   fragment shows: the day's occurrences on the spaces (count, sum of row ids, latest booking change) and, for a
   panel, the space's check-ins. Occurrence rows are rebuilt on every booking change (new row ids), bookings
-  carry `updated_at` and `sequence`, so any change of a booking touching the day changes the marker.
-- `venue_fingerprint(venue)`: the venue settings the fragments depend on.
+  carry `updated_at` and `sequence`, so any change of a booking touching the day changes the marker. The
+  panel's runs on every poll of every tablet: its statement is built once, with bound parameters.
+- `venue_fingerprint(venue)`: the venue settings the fragments depend on (`venue`: a `Venue`, or the row of
+  `devices.poll`, which has the same names).
 - `etag(*parts)` → a strong ETag value (hex digest).
 - `timeline(items, hours, day, tz, now)` → `Timeline` (percent positions for the day bar).
 - `qr_svg(url)` → inline SVG of a QR code (segno), cached per URL.
@@ -26,7 +28,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..auth.models import User
 from ..booking.models import Booking, Occurrence, OccurrenceException, Space
@@ -111,19 +113,34 @@ def day_items(venue, space_ids, day: date) -> dict[int, list[Item]]:
     return result
 
 
-def panel_marker(venue, space_id: int, day: date) -> tuple:
-    start, end = day_bounds(day, venue.tz)
-    ids = related_ids(space_id)
-    checkins = select(func.count(CheckIn.id) * 1000003 + func.coalesce(func.max(CheckIn.id), 0)).where(
-        CheckIn.space_id == space_id, CheckIn.occurrence_start >= start - HARD_MAX_DURATION,
-        CheckIn.occurrence_start < end,
+def _panel_marker_statement():
+    occurrences, bookings, checkins = Occurrence.__table__, Booking.__table__, CheckIn.__table__
+    day_start, day_end, window_start = bindparam("day_start"), bindparam("day_end"), bindparam("window_start")
+    checked_in = select(func.count(checkins.c.id) * 1000003 + func.coalesce(func.max(checkins.c.id), 0)).where(
+        checkins.c.space_id == bindparam("space_id"), checkins.c.occurrence_start >= window_start,
+        checkins.c.occurrence_start < day_end,
     ).scalar_subquery()
-    row = db.session.execute(
-        select(func.count(Occurrence.id), func.coalesce(func.sum(Occurrence.id), 0), func.max(Booking.updated_at),
-               func.coalesce(func.sum(Booking.sequence), 0), checkins)
-        .select_from(Occurrence).join(Booking, Booking.id == Occurrence.booking_id)
-        .where(Occurrence.space_id.in_(ids), *_overlap(start, end))
-    ).one()
+    return (
+        select(func.count(occurrences.c.id), func.coalesce(func.sum(occurrences.c.id), 0),
+               func.max(bookings.c.updated_at), func.coalesce(func.sum(bookings.c.sequence), 0), checked_in)
+        .select_from(occurrences.join(bookings, bookings.c.id == occurrences.c.booking_id))
+        # `_overlap`, as plain columns: starts before the day ends, ends after it begins (the lower bound on the
+        # start lets the (space_id, start_utc, end_utc) index narrow the scan).
+        .where(occurrences.c.space_id.in_(bindparam("space_ids", expanding=True)), occurrences.c.start_utc < day_end,
+               occurrences.c.start_utc >= window_start, occurrences.c.end_utc > day_start)
+    )
+
+
+_PANEL_MARKER = _panel_marker_statement()
+
+
+def panel_marker(tz, space_id: int, day: date) -> tuple:
+    start, end = day_bounds(day, tz)
+    ids = related_ids(space_id)
+    row = db.session.execute(_PANEL_MARKER, {
+        "space_ids": ids, "space_id": space_id, "day_start": start, "day_end": end,
+        "window_start": start - HARD_MAX_DURATION,
+    }).one()
     return (tuple(ids),) + tuple(row)
 
 

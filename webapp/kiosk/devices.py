@@ -8,6 +8,13 @@ Public API:
 - `device_for_token(token)` → the active `Device`, or None (unknown or revoked). Refreshes `last_seen_at` at
   most once per `SEEN_EVERY` (one UPDATE, committed), so a thousand tablets polling every 10 s cost a
   thousand small writes a minute, not six thousand.
+- `poll(token)` → the same lookup for the polled fragments' hot path, as one plain row (no ORM objects): the
+  device's `id`, `kind`, `space_id`, `venue_id`, `last_seen_at` and the venue's settings that the fragments
+  depend on (`POLL_VENUE_COLUMNS`, under their own names: `timezone`, `opening_hours`, `kiosk_soon_minutes`…);
+  None when unknown or revoked. Its statement is built once: building and loading ORM queries was most of a
+  304's cost (bench/kiosk_bench.py). It writes nothing: `touch_after(response, row)` refreshes `last_seen_at`
+  (as throttled as above) once the response has been sent, so no poll's answer waits for a write (on SQLite,
+  for the writer's lock).
 - `revoke(device, actor)`: the token stops working at once; the panel goes back to the enrolment page.
 - `normalise_code(text)`: what the tablet typed → the canonical code (case, spaces and dashes ignored).
 - `devices(venue)`, `pending_codes(venue, now)`: the admin page's lists.
@@ -22,14 +29,21 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+import logging
+
+from flask import current_app, has_app_context
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from .. import audit
+from ..booking.models import Venue
+from ..db_engine import begin_serialised_write, bounded_wait
 from ..extensions import db
 from ..timeutil import now_utc
 from .models import Device, EnrolmentCode
+
+log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
@@ -114,16 +128,74 @@ def device_for_token(token: str | None, *, touch: bool = True) -> Device | None:
     )
     if device is None:
         return None
-    now = now_utc()
-    if touch and (device.last_seen_at is None or now - device.last_seen_at >= SEEN_EVERY):
-        # Best effort: on SQLite a GET's read transaction cannot always become a writer (another process wrote
-        # since it began); the next poll tries again. The commit expires `device`: it reloads on next access.
-        try:
-            db.session.execute(update(Device).where(Device.id == device.id).values(last_seen_at=now))
-            db.session.commit()
-        except OperationalError:
-            db.session.rollback()
+    if touch:
+        _touch(device.id, device.last_seen_at)  # the commit expires `device`: it reloads on next access
     return device
+
+
+# The venue's columns a poll reads (`board.venue_fingerprint` and the zone): plain columns, not the ORM entity.
+POLL_VENUE_COLUMNS = ("name", "timezone", "opening_hours", "granularity_minutes", "max_duration_minutes",
+                      "allow_overnight", "kiosk_soon_minutes", "kiosk_poll_seconds", "kiosk_identify", "kiosk_pin_hash",
+                      "checkin_required", "checkin_opens_minutes", "checkin_release_minutes")
+_devices, _venues = Device.__table__, Venue.__table__
+_POLL = (
+    select(_devices.c.id, _devices.c.kind, _devices.c.space_id, _devices.c.venue_id, _devices.c.last_seen_at,
+           *(_venues.c[name] for name in POLL_VENUE_COLUMNS))
+    .select_from(_devices.join(_venues, _venues.c.id == _devices.c.venue_id))
+    .where(_devices.c.token_hash == bindparam("token_hash"), _devices.c.revoked_at.is_(None))
+)
+_TOUCH = update(_devices).where(_devices.c.id == bindparam("device_id")).values(last_seen_at=bindparam("seen_at"))
+
+
+def poll(token: str | None):
+    if not token or len(token) > 200:
+        return None
+    return db.session.execute(_POLL, {"token_hash": _digest(token)}).first()
+
+
+def _due(last_seen_at) -> bool:
+    return last_seen_at is None or now_utc() - last_seen_at >= SEEN_EVERY
+
+
+def _touch(device_id: int, last_seen_at) -> None:
+    if not _due(last_seen_at):
+        return
+    # Best effort: on SQLite a GET's read transaction cannot always become a writer (another process wrote
+    # since it began); the next poll tries again.
+    try:
+        db.session.execute(_TOUCH, {"device_id": device_id, "seen_at": now_utc()})
+        db.session.commit()
+    except OperationalError:
+        db.session.rollback()
+
+
+def touch_after(response, row) -> None:
+    if row is None or not _due(row.last_seen_at):
+        return
+    app, device_id = current_app._get_current_object(), row.id
+
+    def write() -> None:
+        # Waiting at most a second for SQLite's writer lock: a missed refresh is retried by the next poll.
+        with bounded_wait(1000):
+            try:
+                begin_serialised_write()
+                db.session.execute(_TOUCH, {"device_id": device_id, "seen_at": now_utc()})
+                db.session.commit()
+            except SQLAlchemyError as error:
+                db.session.rollback()
+                log.info("last seen of tablet %s not refreshed: %s", device_id, error)
+
+    def touch() -> None:
+        # After the answer went out. A server closes the response once the request's app context is gone: the
+        # write gets a context (and a transaction) of its own. Flask's test client may close it inside the
+        # test's own context, whose session the request shared: the write goes there, as it would have inline.
+        if has_app_context() and current_app._get_current_object() is app:
+            write()
+        else:
+            with app.app_context():
+                write()
+
+    response.call_on_close(touch)
 
 
 def revoke(device: Device, actor) -> None:

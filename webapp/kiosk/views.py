@@ -7,7 +7,8 @@ Public API: `bp`, the "kiosk" blueprint; `COOKIE` (the device cookie's name). En
 - `kiosk.panel` GET /kiosk/panel: the full-screen page of the device's space (name, capacity, clock in the
   venue's zone, QR code to the space's week view, the status fragment).
 - `kiosk.panel_status` GET /kiosk/panel/status: the polled fragment `kiosk/_status.html` with a strong ETag.
-  The 304 path runs two small queries (the device with its venue; `board.panel_marker`) and renders nothing:
+  The 304 path runs two small prepared queries (`devices.poll`: the device with its venue's settings, as a
+  plain row; `board.panel_marker`), loads no ORM object and renders nothing:
   the ETag hashes the space, the marker, the venue's settings and the current minute (so the "until" texts and
   the timeline move on once a minute at most). `static/kiosk.js` sends `If-None-Match` itself.
 - `kiosk.panel_book|panel_extend|panel_end|panel_checkin` POST /kiosk/panel/book|extend|end|checkin: call
@@ -24,6 +25,7 @@ expired token reloads the page (HX-Refresh).
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from flask import (Blueprint, current_app, flash, get_flashed_messages, make_response, redirect,
                    render_template, request, url_for)
@@ -34,6 +36,7 @@ from ..booking.models import Space
 from ..extensions import db
 from ..timeutil import now_utc, to_local
 from . import board, devices
+from .models import Device
 from .status import LABELS, compute, day_bounds, day_hours, schedule_json, span_text, until_text
 
 bp = Blueprint("kiosk", __name__)
@@ -170,9 +173,11 @@ def _occurrence_row(space_id, item):
 
 
 def _panel_etag(device, now) -> str:
-    venue = device.venue
-    day = to_local(now, venue.tz).date()
-    return board.etag("panel", device.id, device.space_id, board.panel_marker(venue, device.space_id, day),
+    """`device`: a `Device`, or the row of `devices.poll` (the same ETag either way)."""
+    venue = getattr(device, "venue", None) or device  # the poll's row carries the venue's settings itself
+    tz = ZoneInfo(venue.timezone)
+    day = to_local(now, tz).date()
+    return board.etag("panel", device.id, device.space_id, board.panel_marker(tz, device.space_id, day),
                       board.venue_fingerprint(venue), int(now.timestamp() // 60))
 
 
@@ -195,17 +200,19 @@ def panel():
 
 @bp.get("/kiosk/panel/status")
 def panel_status():
-    device = _device()
-    if device is None or device.kind != "panel" or device.space_id is None:
+    # The hot path: every tablet, every few seconds. Plain rows until the fragment must be rendered.
+    polled = devices.poll(request.cookies.get(COOKIE))
+    if polled is None or polled.kind != "panel" or polled.space_id is None:
         return _to_enrolment()
     now = now_utc()
-    tag = _panel_etag(device, now)
+    tag = _panel_etag(polled, now)
     if request.if_none_match.contains(tag):
         response = make_response("", 304)
-        response.set_etag(tag)
-        return _no_store(response)
-    response = make_response(render_template("kiosk/_status.html", etag=tag, **_panel_context(device, now)))
+    else:
+        device = db.session.get(Device, polled.id)
+        response = make_response(render_template("kiosk/_status.html", etag=tag, **_panel_context(device, now)))
     response.set_etag(tag)
+    devices.touch_after(response, polled)
     return _no_store(response)
 
 

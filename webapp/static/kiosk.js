@@ -158,6 +158,12 @@
     }
   });
 
+  // Back online before an answered poll is swapped in: afterSwap would otherwise redraw the server's fresh
+  // fragment with the local rule (and the tablet's own clock) as if still offline.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.status > 0 && xhr.status < 500) goOnline();
+  });
   document.addEventListener("htmx:afterRequest", function (event) {
     var xhr = event.detail.xhr;
     if (!xhr || xhr.status === 0 || xhr.status >= 500) { goOffline(); return; }
