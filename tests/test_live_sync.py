@@ -627,3 +627,70 @@ def test_a_create_whose_answer_was_lost_is_found_then_cancelled_or_moved(live, m
     assert outbound.pending_state([gone.uid, moved.uid]) == {}
     assert [b.uid for b in live_bookings(live["a"])] == [moved.uid]
     assert reconcile.audit_now(live["pair"].id) == 0
+
+
+def test_a_push_finishing_while_a_change_is_recorded_leaves_the_change_pending(live, app, monkeypatch):
+    """The lost update the benchmark found (1 change in 2,000 never reached Outlook): the push of version 1
+    marks the booking done (`outbound._finish`, another worker) while the user's change to version 2 records
+    its push request. Whatever the interleaving, version 2 stays pending and is pushed. On PostgreSQL the push
+    commits in the middle of the change's transaction; on SQLite it cannot (the change holds the writer lock),
+    so it finishes right after."""
+    import threading
+
+    from sqlalchemy import event as sa_event
+
+    from webapp.db_engine import bounded_wait
+
+    monkeypatch.setattr(outbound, "_queue_push", lambda uid: None)  # pushed by hand below
+    booking = book(live["venue"], live["a"], day(1, 9), day(1, 10), live["priya"], title="Raced")
+    pushed_sequence = booking.sequence
+    finished = []
+
+    def finish_first_push():
+        with app.app_context():
+            try:
+                with bounded_wait(200):
+                    finished.append(outbound._finish(booking.uid, pushed_sequence))
+            except Exception as error:  # noqa: BLE001 — SQLite: the change holds the writer lock
+                db.session.rollback()
+                finished.append(error)
+            finally:
+                db.session.remove()
+
+    change_thread, started = threading.current_thread(), []
+
+    def interleave():  # once, in the change's thread, at the latest moment before it writes the push's row
+        if threading.current_thread() is change_thread and not started:
+            started.append(True)
+            other = threading.Thread(target=finish_first_push)
+            other.start()
+            other.join()
+
+    def before(conn, cursor, statement, params, context, executemany):
+        if "sync_outbound" in statement and not statement.lstrip().upper().startswith("SELECT"):
+            interleave()
+
+    def after(conn, cursor, statement, params, context, executemany):
+        if "sync_outbound" in statement and statement.lstrip().upper().startswith("SELECT"):
+            interleave()  # read, not yet written: what a read-then-write would get wrong
+
+    sa_event.listen(db.engine, "before_cursor_execute", before)
+    sa_event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        data = input_from_booking(booking)
+        data.start, data.end = day(1, 11), day(1, 12)
+        update_booking(booking, data, actor=live["boss"], bypass_rules=True)
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", before)
+        sa_event.remove(db.engine, "after_cursor_execute", after)
+    if db.engine.dialect.name == "postgresql":
+        assert finished == [True]  # it committed in between
+    else:
+        assert len(finished) == 1 and not isinstance(finished[0], bool)
+        assert outbound._finish(booking.uid, pushed_sequence) is False  # right after: too old to finish
+    db.session.expire_all()
+    state = outbound.pending_state([booking.uid])[booking.uid]
+    assert (state.state, state.wanted_sequence) == ("pending", db.session.get(Booking, booking.id).sequence)
+    assert outbound.push_pending() == 1
+    settle(live["connected"], live["pair"])
+    assert [(e.start, e.end) for e in room_events()] == [(day(1, 11), day(1, 12))]

@@ -542,25 +542,33 @@ def _sync(ctx: LiveContext, event_id: str, deleted: bool, event) -> str:
 
 
 def _adopt_unanswered_create(ctx: LiveContext, event, organizer_copy) -> bool:
-    """An event Roomsync made whose create went unanswered (the organizer's copy carries our transactionId, a
-    booking's uid, but nothing links it): link it to its booking rather than take it for an Outlook booking
-    (which would clash with ours and be declined). The booking's pending push then makes it match."""
+    """A room copy nothing links yet although its organizer's copy carries our transactionId (a booking's
+    uid): an event Roomsync created whose link the push has not recorded yet (the room answered before the
+    push's own answer was committed) or never will (the answer was lost). Link it to its booking — never take
+    it for an Outlook booking, which would clash with ours and be declined. A link the push recorded meanwhile
+    just learns its room copy's id. The booking's push, if still pending, then makes the event match."""
     from .models import OutboundState
 
     uid = organizer_copy.transaction_id
     if not uid or db.session.scalar(select(Booking.id).where(Booking.uid == uid)) is None:
         return False
-    if db.session.scalar(select(EventLink.id).where(EventLink.booking_uid == uid, EventLink.room_email == ctx.room)):
-        return False
-    db.session.add(EventLink(booking_uid=uid, kind="two_way", room_email=ctx.room, room_event_id=event.id,
-                             organizer_email=(event.organizer_email or "").lower(),
-                             organizer_event_id=organizer_copy.id, ical_uid=event.ical_uid,
-                             organizer_change_key=organizer_copy.change_key, room_change_key=None))
-    db.session.execute(update(OutboundState).where(OutboundState.booking_uid == uid)
-                       .values(create_mailbox=None, create_start=None, create_end=None))
-    _audit(ctx, "sync.inbound.adopted", f"Linked the event Roomsync created for booking {uid} (its creation "
-                                        "went unanswered) to its room copy.")
-    db.session.commit()
+    link = db.session.scalar(select(EventLink).where(EventLink.booking_uid == uid, EventLink.room_email == ctx.room,
+                                                     EventLink.kind == "two_way"))
+    if link is None:
+        db.session.add(EventLink(booking_uid=uid, kind="two_way", room_email=ctx.room, room_event_id=event.id,
+                                 organizer_email=(event.organizer_email or "").lower(),
+                                 organizer_event_id=organizer_copy.id, ical_uid=event.ical_uid,
+                                 organizer_change_key=organizer_copy.change_key, room_change_key=None))
+        db.session.execute(update(OutboundState).where(OutboundState.booking_uid == uid)
+                           .values(create_mailbox=None, create_start=None, create_end=None))
+        _audit(ctx, "sync.inbound.adopted", f"Linked the room's copy of an event Roomsync created (booking {uid}) "
+                                            "before its push had recorded it.")
+    elif link.room_event_id is None:
+        link.room_event_id = event.id
+    try:
+        db.session.commit()
+    except IntegrityError:  # the push recorded its link at this very moment: the next notification uses it
+        db.session.rollback()
     return True
 
 

@@ -189,11 +189,14 @@ class EventLink(db.Model):
     """A booking's event in Microsoft 365 (DESIGN "The sync, in one page", Identity): the room's copy and the
     organizer's copy, the iCalUId and the last changeKey seen per side. `kind`: "two_way" (a paired room's
     event) or "one_way" (an event the one-way sync placed on the butler's calendar; `room_email` is then
-    the space's room address and `organizer_email` the butler). One link per (room, room event).
-    Removed with its booking (ON DELETE CASCADE on the booking's uid)."""
+    the space's room address and `organizer_email` the butler). One link per (room, room event), and one per
+    (booking, room, kind): the push that creates an event and the inbound sync that meets its room copy first
+    may both write it, and must meet on one row. Removed with its booking (ON DELETE CASCADE on the booking's
+    uid)."""
 
     __tablename__ = "sync_event_links"
-    __table_args__ = (UniqueConstraint("room_email", "room_event_id", name="uq_event_link_room_event"),)
+    __table_args__ = (UniqueConstraint("room_email", "room_event_id", name="uq_event_link_room_event"),
+                      UniqueConstraint("booking_uid", "room_email", "kind", name="uq_event_link_booking_room"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Deferred: the initial sync adds a link in the transaction that creates its booking, and the booking

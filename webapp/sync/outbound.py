@@ -136,12 +136,16 @@ def _require_calendar(booking: Booking) -> None:
 def request_push(booking: Booking, reason: str = "") -> None:
     from ..jobs import call_after_commit
 
-    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking.uid))
-    if state is None:
-        state = OutboundState(booking_uid=booking.uid, attempts=0)
-        db.session.add(state)
-    state.state, state.wanted_sequence = "pending", booking.sequence or 0
-    state.queued_at, state.next_attempt_at, state.error, state.attempts = now_utc(), None, "", 0
+    wanted = dict(state="pending", wanted_sequence=booking.sequence or 0, queued_at=now_utc(), next_attempt_at=None,
+                  error="", attempts=0)
+    # One UPDATE naming every column, never the ORM's "write what changed since I read it": a push finishing
+    # between our read and our write sets the row "done", and a state we read as "pending" would not be
+    # written again — the change would be recorded as asked for and never pushed (a lost update the
+    # benchmark found: 1 change in 2,000).
+    updated = db.session.execute(update(OutboundState).where(OutboundState.booking_uid == booking.uid)
+                                 .values(**wanted).execution_options(synchronize_session="fetch")).rowcount
+    if not updated:
+        db.session.add(OutboundState(booking_uid=booking.uid, **wanted))
     call_after_commit(_queue_push, booking.uid)
 
 
@@ -380,11 +384,7 @@ def _send_quick(graph, quick: list[_Quick]) -> None:
         elif plan.kind == "create":
             created = result.value
             _note_create(plan.uid, None)
-            for _, pair in plan.rooms:
-                db.session.add(EventLink(booking_uid=plan.uid, kind="two_way", room_email=pair.room_email,
-                                         room_event_id=None, organizer_email=plan.organizer,
-                                         organizer_event_id=created.id, ical_uid=created.ical_uid,
-                                         organizer_change_key=created.change_key))
+            _record_links(plan.uid, [pair.room_email for _, pair in plan.rooms], links, plan.organizer, created)
             _audit(booking, "sync.outbound.created", f"Created on {plan.organizer}'s calendar.")
         else:
             updated = result.value
@@ -547,6 +547,8 @@ def _make_outlook_match(booking: Booking) -> None:
     event = next(((l.organizer_email, l.organizer_event_id) for l in links if l.organizer_event_id), None)
     organizer = _organizer(booking)
     unanswered = _unanswered_create(booking.uid) if event is None else None
+    if event is not None:
+        _note_create(booking.uid, None)  # linked since (by the inbound sync): nothing to look for
     db.session.commit()  # nothing written yet: no transaction stays open across the Graph calls below
     if unanswered is not None:
         found = _find_unanswered_create(graph, booking.uid, *unanswered)
@@ -601,17 +603,34 @@ def _make_outlook_match(booking: Booking) -> None:
     if booking.rrule and booking.exceptions:
         _apply_exceptions(_Ctx(graph), booking.uid, mailbox, event_id)
     wanted = {p.room_email for _, p in rooms}
+    links = _linked(booking.uid)  # read again: the inbound sync may have linked the room's copy meanwhile
     for link in links:
         if link.room_email not in wanted:
             db.session.delete(link)
+    _record_links(booking.uid, sorted(wanted), links, mailbox,
+                  _Made(id=event_id, ical_uid=ical_uid, change_key=change_key))
+
+
+@dataclass(frozen=True)
+class _Made:
+    id: str
+    ical_uid: str | None
+    change_key: str | None
+
+
+def _record_links(booking_uid: str, rooms: list[str], links: list[EventLink], organizer: str, event) -> None:
+    """One link per room to the organizer's `event`: the existing one updated (the inbound sync may have
+    linked the room's copy before this push recorded its answer), or a new one."""
+    by_room = {link.room_email: link for link in links}
+    for room in rooms:
+        link = by_room.get(room)
+        if link is None:
+            db.session.add(EventLink(booking_uid=booking_uid, kind="two_way", room_email=room, room_event_id=None,
+                                     organizer_email=organizer, organizer_event_id=event.id,
+                                     ical_uid=event.ical_uid, organizer_change_key=event.change_key))
         else:
-            link.organizer_email, link.organizer_event_id = mailbox, event_id
-            link.ical_uid, link.organizer_change_key = ical_uid, change_key
-    have = {l.room_email for l in links}
-    for room in wanted - have:
-        db.session.add(EventLink(booking_uid=booking.uid, kind="two_way", room_email=room, room_event_id=None,
-                                 organizer_email=mailbox, organizer_event_id=event_id, ical_uid=ical_uid,
-                                 organizer_change_key=change_key))
+            link.organizer_email, link.organizer_event_id = organizer, event.id
+            link.ical_uid, link.organizer_change_key = event.ical_uid, event.change_key
 
 
 def _note_create(booking_uid: str, asked: tuple | None) -> None:
