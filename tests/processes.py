@@ -108,7 +108,7 @@ def live_server(app, tmp_path):
 @pytest.fixture
 def job_queue(redis_url):
     connection = Redis.from_url(redis_url)
-    queue = Queue(f"test-browser-{uuid.uuid4().hex[:8]}", connection=connection)
+    queue = Queue(f"test-jobs-{uuid.uuid4().hex[:8]}", connection=connection)  # its own: a shared Redis (CI)
     yield queue
     queue.delete(delete_jobs=True)
     connection.close()

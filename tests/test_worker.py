@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from flask import current_app, has_app_context
-from redis import Redis
+from processes import job_queue  # noqa: F401 — a queue of its own, so a shared Redis (CI) never mixes jobs
 from rq import Queue
 from rq.job import JobStatus
 
@@ -37,16 +36,6 @@ def failing_job() -> None:
     raise RuntimeError("the provider said no")
 
 
-@pytest.fixture
-def queue(redis_url):
-    # A queue of its own, so a shared Redis (CI) never mixes these jobs with anyone else's.
-    connection = Redis.from_url(redis_url)
-    q = Queue(f"test-worker-{uuid.uuid4().hex[:8]}", connection=connection)
-    yield q
-    q.delete(delete_jobs=True)
-    connection.close()
-
-
 def run_worker_burst(app, queue: Queue, redis_url: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ROOMSYNC_SYNC_JOBS"}
     env.update(
@@ -62,14 +51,14 @@ def run_worker_burst(app, queue: Queue, redis_url: str) -> subprocess.CompletedP
     )
 
 
-def test_worker_runs_queued_and_scheduled_jobs_in_an_app_context_with_the_database(app, make_user, queue, redis_url):
+def test_worker_runs_queued_and_scheduled_jobs_in_an_app_context_with_the_database(app, make_user, job_queue, redis_url):
     ada, bob = make_user(first_name="Ada"), make_user(first_name="Bob")
-    now = queue.enqueue(rename_user_job, ada.id, "Ada renamed")
-    due = queue.enqueue_at(datetime.now(timezone.utc) - timedelta(seconds=1), rename_user_job, bob.id, "Bob renamed")
+    now = job_queue.enqueue(rename_user_job, ada.id, "Ada renamed")
+    due = job_queue.enqueue_at(datetime.now(timezone.utc) - timedelta(seconds=1), rename_user_job, bob.id, "Bob renamed")
     assert due.get_status() == JobStatus.SCHEDULED
     db.session.rollback()  # end this test's read transaction; the worker writes these rows
 
-    result = run_worker_burst(app, queue, redis_url)
+    result = run_worker_burst(app, job_queue, redis_url)
 
     assert result.returncode == 0, result.stderr
     assert now.get_status() == JobStatus.FINISHED, result.stderr
@@ -84,13 +73,13 @@ def test_worker_runs_queued_and_scheduled_jobs_in_an_app_context_with_the_databa
     ]
 
 
-def test_a_failing_job_is_recorded_as_failed_and_the_worker_carries_on(app, make_user, queue, redis_url):
+def test_a_failing_job_is_recorded_as_failed_and_the_worker_carries_on(app, make_user, job_queue, redis_url):
     ada = make_user(first_name="Ada")
-    broken = queue.enqueue(failing_job)
-    fine = queue.enqueue(rename_user_job, ada.id, "Still renamed")
+    broken = job_queue.enqueue(failing_job)
+    fine = job_queue.enqueue(rename_user_job, ada.id, "Still renamed")
     db.session.rollback()
 
-    result = run_worker_burst(app, queue, redis_url)
+    result = run_worker_burst(app, job_queue, redis_url)
 
     assert result.returncode == 0, result.stderr
     assert broken.get_status() == JobStatus.FAILED
