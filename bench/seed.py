@@ -9,6 +9,8 @@ Public API:
   occurrence rows of a sampled booking differ from what `operations.occurrence_times` says.
 - `count_overlaps()` → occurrences overlapping the previous one on their space (`seed` insists on 0).
 - `remove_bookings_after(bench)`: deletes what a benchmark run created on top of the seeded data.
+- `series_rule(rng, day)` → (first day, RRULE) of one of the series shapes people use; `Occupancy(spaces, days,
+  closures)`: which 15-minute slots are taken (`free`, `take`). Shared with bench/feeds_bench.py.
 
 The full-scale set (200 spaces × 730 days) holds about 500,000 occurrence rows, a fifth of them from series;
 smaller runs keep the same density per space and day. Bookings are written with SQLAlchemy Core executemany
@@ -134,7 +136,7 @@ class _Planned:
     cancelled: list | None = None  # series: original starts of cancelled occurrences
 
 
-class _Occupancy:
+class Occupancy:
     """Which 15-minute slots of each space are taken, so the seeded bookings never overlap."""
 
     def __init__(self, spaces: int, days: int, closures: list[list[int]]):
@@ -165,7 +167,7 @@ def _slot_of(local: datetime) -> int:
     return (local.hour * 60 + local.minute - OPENS * 60) // GRID_MINUTES
 
 
-def _series_rule(rng: random.Random, day: date) -> tuple[date, str]:
+def series_rule(rng: random.Random, day: date) -> tuple[date, str]:
     """A first day and an RRULE of one of the shapes people use (Graph's patternedRecurrence shapes)."""
     shape = rng.random()
     if shape < 0.4:
@@ -196,7 +198,7 @@ def _plan_series(rng, venue, occupancy, spaces, first_day, days, target) -> list
         space = rng.randrange(spaces)
         length = rng.choice(DURATIONS)
         slot = rng.randrange(SLOTS - length + 1)
-        day, rule = _series_rule(rng, first_day + timedelta(days=rng.randrange(days)))
+        day, rule = series_rule(rng, first_day + timedelta(days=rng.randrange(days)))
         if day < first_day:
             continue
         first_local = datetime.combine(day, time(OPENS)) + timedelta(minutes=slot * GRID_MINUTES)
@@ -375,7 +377,7 @@ def seed(spaces: int, days: int, seed: int, today: date) -> BenchData:
     db.session.commit()
 
     target = round(DENSITY * spaces * days)
-    occupancy = _Occupancy(spaces, days, closures)
+    occupancy = Occupancy(spaces, days, closures)
     plans = _plan_series(rng, venue, occupancy, spaces, first_day, days, round(target * SERIES_SHARE))
     series_occurrences = sum(len(p.live) for p in plans)
     plans += _plan_singles(rng, venue, occupancy, spaces, first_day, days, target - series_occurrences)

@@ -1,6 +1,7 @@
 """iCalendar feeds (issue 8): content parsed back with two independent parsers (`icalendar` + its expansion by
-`recurring-ical-events`, and `vobject` with its own rule expansion), privacy, tokens, HTTP caching, the pages'
-subscribe buttons and the profile card, `GET /api/v1/feeds`.
+`recurring-ical-events`, and `vobject` with its own rule expansion), privacy, tokens, HTTP caching (versions,
+the shared body cache, Last-Modified), the pages' subscribe buttons and the profile card, `GET /api/v1/feeds`,
+and the demo's space feeds against its day view. ical.js and Thunderbird read them in scripts/check_feeds.py.
 
 The frozen clock is Monday 2 March 2026 in London; the window (30 days back, 365 ahead) covers the spring and
 autumn DST changes, so a weekly 09:00 series is at 09:00Z in March and at 08:00Z from 30 March.
@@ -575,3 +576,119 @@ def test_ambiguous_and_dst_instants_round_trip(zone):
         parsed = {str(e["UID"]): (e.decoded("DTSTART").astimezone(UTC), e.decoded("DTEND").astimezone(UTC))
                   for e in icalendar.Calendar.from_ical(renamed).walk("VEVENT")}
         assert parsed == {e.uid: (e.start, e.end) for e in events}
+
+
+# ---------------------------------------------------------------------------------------------- demo, cache, versions
+
+
+DAY_VIEW_BLOCK = re.compile(r'<a class="b [^"]*" href="/bookings/(\d+)\?occurrence=([^"]+)" style="[^"]*"><strong>'
+                            r'(?:<small.*?</small> )?([^<]*)</strong> <span class="when">([^<]*)</span>')
+
+
+def test_demo_space_feeds_match_the_day_view(client, clock):
+    """Done when: the demo's space feeds, expanded, show exactly the blocks of Priya's day view, day by day."""
+    import html
+
+    from webapp.auth.models import User
+    from webapp.booking.models import Space, Venue
+    from webapp.demo import DEMO_MEMBER_EMAIL, seed_demo
+
+    seed_demo()
+    venue = db.session.scalar(select(Venue))
+    priya = db.session.scalar(select(User).where(User.email == DEMO_MEMBER_EMAIL))
+    with client.session_transaction() as session:
+        session["_user_id"], session["_fresh"] = str(priya.id), True
+    spaces = list(db.session.scalars(select(Space).where(Space.active).order_by(Space.position, Space.id)))
+    ids = dict(db.session.execute(select(Booking.uid, Booking.id)).all())
+    tz = venue.tz
+    start, end = window_of(venue)
+    feed_days: dict = {}
+    for space in spaces:
+        calendar = icalendar.Calendar.from_ical(fetch(client, feed_path(priya, "space", space.id)))
+        for event in recurring_ical_events.of(calendar).between(start, end):
+            begin, finish = event.decoded("DTSTART").astimezone(tz), event.decoded("DTEND").astimezone(tz)
+            original = (event.decoded("RECURRENCE-ID") if "RECURRENCE-ID" in event else event.decoded("DTSTART")).astimezone(UTC)
+            feed_days.setdefault((space.name, begin.date()), set()).add(
+                (ids[str(event["UID"])], f"{original:%Y-%m-%dT%H:%M:%SZ}", str(event["SUMMARY"]), f"{begin:%H:%M}–{finish:%H:%M}"))
+    days = sorted({day for _, day in feed_days})
+    assert len(days) >= 10 and sum(len(v) for v in feed_days.values()) > 40
+    for day in days:
+        page = client.get("/", query_string={"date": day.isoformat()}).get_data(as_text=True)
+        columns = re.split(r'<div class="col(?: closed)?(?: today)?">', page.split('<div class="grid-body">', 1)[1])[1:]
+        assert len(columns) == len(spaces)
+        for space, column in zip(spaces, columns):
+            shown = {(int(b), o, html.unescape(t), w) for b, o, t, w in DAY_VIEW_BLOCK.findall(column)}
+            assert feed_days.get((space.name, day), set()) == shown, (space.name, day)
+
+
+def test_subscribers_of_a_space_share_one_version_and_body(client, world, app):
+    from webapp.feeds.views import body_cache
+
+    jose, priya = world["jose"], world["priya"]
+    first = client.get(feed_path(jose, "space", world["a"].id))
+    second = client.get(feed_path(priya, "space", world["a"].id))
+    assert first.headers["ETag"] == second.headers["ETag"] and first.get_data() == second.get_data()
+    # A personal feed is its owner's alone.
+    assert client.get(feed_path(jose, "personal", jose.id)).headers["ETag"] != \
+        client.get(feed_path(priya, "personal", priya.id)).headers["ETag"]
+    # With the cache off the body is built each time, the same.
+    cache = body_cache(app)
+    size, cache.max_bytes = cache.max_bytes, 0
+    try:
+        assert client.get(feed_path(jose, "space", world["a"].id)).get_data() == first.get_data()
+    finally:
+        cache.max_bytes = size
+
+
+def test_a_space_taken_out_of_a_booking_without_a_write_changes_the_version(client, world):
+    """The initial sync clears a space with plain DELETEs (no booking write): LOCATION changes in the venue feed."""
+    from webapp.booking.models import booking_spaces
+
+    path = feed_path(world["jose"], "venue", world["venue"].id)
+    first = client.get(path)
+    booking = world["both"]
+    db.session.execute(booking_spaces.delete().where(booking_spaces.c.booking_id == booking.id,
+                                                     booking_spaces.c.space_id == world["b"].id))
+    db.session.execute(Occurrence.__table__.delete().where(Occurrence.booking_id == booking.id,
+                                                           Occurrence.space_id == world["b"].id))
+    db.session.commit()
+    again = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200
+    event = next(e for e in icalendar.Calendar.from_ical(again.get_data()).walk("VEVENT") if str(e["UID"]) == booking.uid)
+    assert str(event["LOCATION"]) == "Board room A"
+
+
+def test_an_exception_the_rule_no_longer_makes_is_left_out(client, world):
+    from webapp.booking.models import OccurrenceException
+
+    weekly = world["weekly"]
+    stray = datetime(2026, 3, 18, 9, 0, tzinfo=UTC)  # a Wednesday: never an occurrence of the Monday rule
+    db.session.add(OccurrenceException(booking_id=weekly.id, original_start_utc=stray, cancelled=False,
+                                       start_utc=stray, end_utc=stray + timedelta(hours=1), title="Ghost"))
+    db.session.commit()
+    body = fetch(client, feed_path(world["jose"], "space", world["a"].id))
+    assert b"Ghost" not in body
+    start, end = window_of(world["venue"])
+    assert expand_icalendar(body, start, end) == expected_occurrences([world["a"].id], start, end, title_for=_public_title)
+
+
+def test_last_modified_is_never_in_the_future(client, clock, make_venue, make_space, make_user):
+    """East of UTC the venue's day starts before UTC midnight: the window moves then, not later."""
+    venue = make_venue(timezone="Asia/Kolkata")
+    space = make_space(venue, "Room")
+    user = make_user("kolkata@roomsync.test")
+    clock.move_to(datetime(2026, 3, 2, 20, 0, tzinfo=UTC))  # 01:30 on 3 March in Kolkata
+    response = client.get(feed_path(user, "space", space.id))
+    modified = datetime.strptime(response.headers["Last-Modified"], "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+    assert modified == datetime(2026, 3, 2, 18, 30, tzinfo=UTC)  # local midnight
+    assert client.get(feed_path(user, "space", space.id), headers={"If-Modified-Since": response.headers["Last-Modified"]}).status_code == 304
+
+
+@pytest.fixture(autouse=True)
+def _fresh_body_cache(app):
+    """Each test's world reuses ids and the frozen clock's timestamps, so two tests' feeds can have the same
+    version (in production, writes never repeat a timestamp); the process's body cache must not carry one
+    test's body into the next."""
+    from webapp.feeds.views import body_cache
+
+    body_cache(app).clear()

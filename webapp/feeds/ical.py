@@ -1,23 +1,27 @@
 """iCalendar (RFC 5545) text for the feeds: pure builders that take plain data and return bytes.
 
 Public API:
-- `Person(email, name="")`: an organizer or attendee.
+- `Person(email, name="")`: an organizer or attendee (frozen, hashable).
 - `Override(recurrence_id, start, end, summary=None)`: a moved or retitled occurrence of a series (all aware).
 - `FeedEvent(...)`: one booking as the feed shows it (already masked by the caller where privacy says so).
 - `FeedCalendar(name, timezone, events, dtstamp, refresh_minutes=15)`.
 - `build_calendar(calendar)` → bytes (UTF-8, CRLF line ends, folded at 75 octets).
-- `escape_text(text)`, `fold(line)`, `vtimezone(tzid, first_year, last_year)` (cached).
+- `escape_text(text)`, `param_value(text)`, `fold(line)`, `mailto(email)`, `utc_rrule(rrule, tz)`,
+  `vtimezone(tzid, first_year, last_year)` (cached), `http_date_floor(value)`.
 
-Written by hand rather than through the `icalendar` package because a 3-year space feed (about 3,500 events)
-must build in a few tens of milliseconds; the VTIMEZONE block is built from the system's zone data (yearly
-RRULEs, as Outlook and Google write them), once per zone and span of years. Tests
-parse the output back with `icalendar` and `vobject` and expand it with `recurring-ical-events`.
+Written by hand rather than through the `icalendar` package because a 3-year space feed (about 3,400 events)
+must build in a few tens of milliseconds (bench/feeds_bench.py): each event is one f-string; only lines whose
+length depends on data go through `fold`; people, places and dates are formatted once per build where they
+repeat. The VTIMEZONE block is built from the system's zone data (yearly RRULEs, as Outlook and Google write
+them), once per zone and span of years. Tests parse the output back with `icalendar` and `vobject` and expand it
+with `recurring-ical-events`; scripts/check_feeds.py also reads it with ical.js and with Thunderbird.
 
 RFC 5545 points followed: CRLF line ends and folding at 75 octets without splitting a UTF-8 character
 (§3.1); TEXT escaping of backslash, semicolon, comma and newlines (§3.3.11); quoted parameter values for
 CN, with the DQUOTE that cannot appear in them dropped (§3.2); DTSTART/DTEND with TZID in the venue's zone
 (§3.3.5 form 3) and a VTIMEZONE for it; an RRULE's UNTIL in UTC since DTSTART has a TZID (§3.3.10); EXDATE and
-RECURRENCE-ID in the same form as DTSTART (§3.8.4.4, §3.8.5.1). An instant in the repeated hour of a
+RECURRENCE-ID in the same form as DTSTART (§3.8.4.4, §3.8.5.1); DTSTAMP and LAST-MODIFIED in UTC (§3.8.7);
+CUTYPE and ROLE left at their defaults (INDIVIDUAL, REQ-PARTICIPANT). An instant in the repeated hour of a
 fall-back change whose wall-clock time would be read as the first pass is written in UTC instead, so no
 local time is ambiguous.
 """
@@ -40,7 +44,9 @@ class Person:
     name: str = ""
 
 
-@dataclass(frozen=True)
+# Override and FeedEvent are made by the thousand per build: slots and no `frozen` (whose __init__ is twice as
+# slow); treat them as read-only all the same.
+@dataclass(slots=True)
 class Override:
     recurrence_id: datetime  # the occurrence's original start (aware)
     start: datetime
@@ -48,7 +54,7 @@ class Override:
     summary: str | None = None  # None: the series' summary
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeedEvent:
     uid: str
     start: datetime  # aware; the first occurrence of a series
@@ -83,45 +89,62 @@ class FeedCalendar:
 # ---------------------------------------------------------------------------------------------- text
 
 
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": None})
-# Control characters other than HTAB are not allowed in a content line (§3.1, §3.3.11).
-_CONTROLS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)] + [0x7F])
+# One pass: backslash, semicolon, comma and newlines escaped (§3.3.11), CR dropped (CRLF counts as one newline),
+# control characters other than HTAB dropped (not allowed in a content line, §3.1).
+_TEXT_TABLE = str.maketrans(
+    {"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": None,
+     **dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)] + [0x7F])}
+)
+# Parameter values cannot hold DQUOTE or line breaks (§3.2): breaks become spaces, DQUOTE a single quote.
+_PARAM_TABLE = str.maketrans(
+    {"\r": " ", "\n": " ", '"': "'", **dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)] + [0x7F])}
+)
 
 
 def escape_text(value: str) -> str:
     """A TEXT value (§3.3.11): backslash, semicolon and comma escaped, newlines as \\n."""
-    return value.replace("\r\n", "\n").translate(_CONTROLS).translate(_TEXT_ESCAPES)
+    return value.translate(_TEXT_TABLE)
 
 
 def param_value(value: str) -> str:
     """A parameter value (§3.2): quoted; DQUOTE cannot appear inside, control characters neither."""
-    cleaned = value.translate(_CONTROLS).replace("\r", " ").replace("\n", " ").replace('"', "'")
-    return f'"{cleaned}"'
+    return f'"{value.translate(_PARAM_TABLE)}"'
+
+
+def _fold_octets(line: bytes) -> bytes:
+    """One content line (no CRLF) folded into pieces of at most 75 octets, never inside a UTF-8 sequence."""
+    parts = []
+    start, limit, size = 0, 75, len(line)
+    while start < size:
+        end = min(start + limit, size)
+        # Step back to the start of a character: continuation bytes are 0b10xxxxxx.
+        while end < size and (line[end] & 0xC0) == 0x80:
+            end -= 1
+        parts.append(line[start:end])
+        start = end
+        limit = 74  # the leading space of a continuation line counts
+    return b"\r\n ".join(parts)
 
 
 def fold(line: str) -> str:
-    """Fold one content line at 75 octets (§3.1), never inside a UTF-8 sequence; returns it with CRLF."""
+    """One content line folded at 75 octets (§3.1), never inside a UTF-8 sequence; returns it with CRLF. Only
+    lines whose length depends on data go through here: the fixed ones (dates, SEQUENCE, CLASS…) are short."""
     if len(line) <= 75 and line.isascii():
         return line + "\r\n"
     encoded = line.encode("utf-8")
     if len(encoded) <= 75:
         return line + "\r\n"
-    parts = []
-    start = 0
-    limit = 75
-    while start < len(encoded):
-        end = min(start + limit, len(encoded))
-        # Step back to the start of a character: continuation bytes are 0b10xxxxxx.
-        while end < len(encoded) and (encoded[end] & 0xC0) == 0x80:
-            end -= 1
-        parts.append(encoded[start:end].decode("utf-8"))
-        start = end
-        limit = 74  # the leading space of a continuation line counts
-    return "\r\n ".join(parts) + "\r\n"
+    return _fold_octets(encoded).decode("utf-8") + "\r\n"
 
 
+@lru_cache(maxsize=4096)
 def mailto(email: str) -> str:
     return "mailto:" + quote(email, safe="@.+-_~!$&'*=")
+
+
+# Freezegun (the tests' clock) swaps every module attribute that *is* the datetime class for its subclass; a
+# tuple keeps the real class out of its reach, so `_Times` can tell real date-times from its fakes.
+_REAL_DATETIME = (datetime,)
 
 
 def in_zone(value: datetime, tz: ZoneInfo) -> datetime:
@@ -129,14 +152,21 @@ def in_zone(value: datetime, tz: ZoneInfo) -> datetime:
     The fold is re-derived from the wall time itself because date-time subclasses (freezegun's, in tests) drop
     it in `astimezone`, which would read 01:30 GMT as 01:30 BST."""
     local = value.astimezone(tz)
+    if type(local) is _REAL_DATETIME[0]:
+        return local  # `astimezone` sets the fold of real date-times itself
     offset = local.replace(tzinfo=None) - value.astimezone(UTC).replace(tzinfo=None)
     if local.utcoffset() != offset:
         local = local.replace(fold=1 - local.fold)
     return local
 
 
+def _compact(iso: str) -> str:
+    """`YYYY-MM-DDTHH:MM:SS…` (isoformat, 4 times faster than strftime) → `YYYYMMDDTHHMMSS`."""
+    return f"{iso[0:4]}{iso[5:7]}{iso[8:13]}{iso[14:16]}{iso[17:19]}"
+
+
 def _utc_stamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return _compact(value.astimezone(UTC).isoformat()) + "Z"
 
 
 class _Times:
@@ -151,10 +181,13 @@ class _Times:
         return in_zone(value, self.tz)
 
     def prop(self, name: str, value: datetime) -> str:
-        local = in_zone(value, self.tz)
+        local = value.astimezone(self.tz)
+        if type(local) is not _REAL_DATETIME[0]:
+            local = in_zone(value, self.tz)
+        # fold=1: the second pass of a repeated hour, which a TZID value cannot name (§3.3.5 reads the first).
         if local.fold and local.replace(fold=0).utcoffset() != local.utcoffset():
             return f"{name}:{_utc_stamp(value)}"
-        return f"{name}{self.prefix}{local:%Y%m%dT%H%M%S}"
+        return f"{name}{self.prefix}{_compact(local.isoformat())}"
 
     def list_prop(self, name: str, values) -> list[str]:
         """EXDATE lines: local ones together on one line, ambiguous ones (in UTC) one per line."""
@@ -284,66 +317,100 @@ def vtimezone(tzid: str, first_year: int, last_year: int) -> str:
 # ---------------------------------------------------------------------------------------------- building
 
 
-def _event_lines(out: list[str], event: FeedEvent, times: _Times, stamp: str, *, override: Override | None = None) -> None:
-    start = override.start if override else event.start
-    end = override.end if override else event.end
-    summary = override.summary if override and override.summary is not None else event.summary
-    out.append("BEGIN:VEVENT")
-    out.append("UID:" + escape_text(event.uid))
-    out.append("DTSTAMP:" + stamp)
-    if override is not None:
-        out.append(times.prop("RECURRENCE-ID", override.recurrence_id))
-    out.append(times.prop("DTSTART", start))
-    out.append(times.prop("DTEND", end))
-    if override is None and event.rrule:
-        out.append("RRULE:" + utc_rrule(event.rrule, times.tz))
-        if event.exdates:
-            out.extend(times.list_prop("EXDATE", sorted(event.exdates)))
-    out.append(f"SEQUENCE:{event.sequence}")
+class _People:
+    """ORGANIZER, ATTENDEE and LOCATION lines, each made once per build: a feed names the same people and
+    spaces again and again."""
+
+    def __init__(self):
+        self.organizers: dict[Person, str] = {}
+        self.attendees: dict[Person, str] = {}
+        self.locations: dict[str, str] = {}
+
+    def location(self, location: str) -> str:
+        line = self.locations.get(location)
+        if line is None:
+            line = self.locations[location] = fold("LOCATION:" + escape_text(location))
+        return line
+
+    def organizer(self, person: Person) -> str:
+        line = self.organizers.get(person)
+        if line is None:
+            cn = f";CN={param_value(person.name)}" if person.name else ""
+            line = self.organizers[person] = fold(f"ORGANIZER{cn}:{mailto(person.email)}")
+        return line
+
+    def attendee(self, person: Person) -> str:
+        # CUTYPE=INDIVIDUAL and ROLE=REQ-PARTICIPANT are the defaults (§3.2.3, §3.2.16): not repeated.
+        line = self.attendees.get(person)
+        if line is None:
+            cn = f";CN={param_value(person.name)}" if person.name else ""
+            line = self.attendees[person] = fold(f"ATTENDEE{cn}:{mailto(person.email)}")
+        return line
+
+
+def _event_text(out: list[str], event: FeedEvent, times: _Times, stamp: str, details: str,
+                override: Override | None = None) -> None:
+    """One VEVENT, unfolded, CRLF after each line. `details`: the lines every instance of the event shares
+    (SEQUENCE to URL), made once for a series and its overrides."""
+    if override is None:
+        start, end, recurrence = event.start, event.end, ""
+        if event.rrule:
+            recurrence = fold("RRULE:" + utc_rrule(event.rrule, times.tz))
+            if event.exdates:
+                recurrence += "".join(fold(line) for line in times.list_prop("EXDATE", sorted(event.exdates)))
+        summary = event.summary
+    else:
+        start, end = override.start, override.end
+        recurrence = times.prop("RECURRENCE-ID", override.recurrence_id) + "\r\n"
+        summary = override.summary if override.summary is not None else event.summary
+    # Dates and their TZID fit in 75 octets whatever the zone (the longest TZID is 32 characters).
+    out.append(
+        f"BEGIN:VEVENT\r\n{fold('UID:' + escape_text(event.uid))}DTSTAMP:{stamp}\r\n{times.prop('DTSTART', start)}\r\n"
+        f"{times.prop('DTEND', end)}\r\n{recurrence}{fold('SUMMARY:' + escape_text(summary))}{details}END:VEVENT\r\n"
+    )
+
+
+def _details(event: FeedEvent, people: _People) -> str:
+    parts = [f"SEQUENCE:{event.sequence}\r\n"]
     if event.created is not None:
-        out.append("CREATED:" + _utc_stamp(event.created))
+        parts.append(f"CREATED:{_utc_stamp(event.created)}\r\n")
     if event.last_modified is not None:
-        out.append("LAST-MODIFIED:" + _utc_stamp(event.last_modified))
-    out.append("SUMMARY:" + escape_text(summary))
+        parts.append(f"LAST-MODIFIED:{_utc_stamp(event.last_modified)}\r\n")
     if event.location:
-        out.append("LOCATION:" + escape_text(event.location))
+        parts.append(people.location(event.location))
     if event.description:
-        out.append("DESCRIPTION:" + escape_text(event.description))
-    out.append("CLASS:PRIVATE" if event.private else "CLASS:PUBLIC")
-    out.append("STATUS:CONFIRMED")
-    out.append("TRANSP:OPAQUE")
+        parts.append(fold("DESCRIPTION:" + escape_text(event.description)))
+    parts.append("CLASS:PRIVATE\r\n" if event.private else "CLASS:PUBLIC\r\n")
+    parts.append("STATUS:CONFIRMED\r\nTRANSP:OPAQUE\r\n")
     if event.categories:
-        out.append("CATEGORIES:" + ",".join(escape_text(c) for c in event.categories))
+        parts.append(fold("CATEGORIES:" + ",".join(escape_text(c) for c in event.categories)))
     if event.organizer is not None:
-        cn = f";CN={param_value(event.organizer.name)}" if event.organizer.name else ""
-        out.append(f"ORGANIZER{cn}:{mailto(event.organizer.email)}")
+        parts.append(people.organizer(event.organizer))
     for person in event.attendees:
-        cn = f";CN={param_value(person.name)}" if person.name else ""
-        out.append(f"ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT{cn}:{mailto(person.email)}")
+        parts.append(people.attendee(person))
     if event.url:
-        out.append("URL:" + event.url)
-    out.append("END:VEVENT")
+        parts.append(fold("URL:" + event.url))
+    return "".join(parts)
 
 
 def _years(calendar: FeedCalendar) -> tuple[int, int]:
+    """The years the VTIMEZONE must describe: from the first start (or today) to the year after the last end."""
     tz = ZoneInfo(calendar.timezone)
-    first = last = (calendar.dtstamp or datetime.now(UTC)).astimezone(tz).year
-    for event in calendar.events:
-        year = event.start.astimezone(tz).year
-        first = min(first, year)
-        last = max(last, year)
-        last = max(last, (event.last_end or event.end).astimezone(tz).year)
-        for override in event.overrides:
-            last = max(last, override.end.astimezone(tz).year)
-    return first, last + 1
+    today = (calendar.dtstamp or datetime.now(UTC)).astimezone(tz)
+    if not calendar.events:
+        return today.year, today.year + 1
+    first = min(event.start for event in calendar.events)
+    last = max(max(event.last_end or event.end, event.end) for event in calendar.events)
+    last = max([last] + [o.end for event in calendar.events for o in event.overrides])
+    return min(today.year, first.astimezone(tz).year), max(today.year, last.astimezone(tz).year) + 1
 
 
 def build_calendar(calendar: FeedCalendar) -> bytes:
-    """The whole VCALENDAR as UTF-8 bytes."""
+    """The whole VCALENDAR as UTF-8 bytes, CRLF line ends, lines folded at 75 octets."""
     times = _Times(calendar.timezone)
     stamp = _utc_stamp(calendar.dtstamp or datetime.now(UTC))
     refresh = f"PT{calendar.refresh_minutes}M"
-    out = [
+    head = [
         "BEGIN:VCALENDAR",
         "PRODID:" + PRODID,
         "VERSION:2.0",
@@ -356,17 +423,17 @@ def build_calendar(calendar: FeedCalendar) -> bytes:
         "X-PUBLISHED-TTL:" + refresh,
     ]
     if calendar.description:
-        out.append("DESCRIPTION:" + escape_text(calendar.description))
-        out.append("X-WR-CALDESC:" + escape_text(calendar.description))
-    body = ["".join(fold(line) for line in out), vtimezone(calendar.timezone, *_years(calendar))]
-    lines: list[str] = []
+        head.append("DESCRIPTION:" + escape_text(calendar.description))
+        head.append("X-WR-CALDESC:" + escape_text(calendar.description))
+    out = ["".join(fold(line) for line in head), vtimezone(calendar.timezone, *_years(calendar))]
+    people = _People()
     for event in calendar.events:
-        _event_lines(lines, event, times, stamp)
+        details = _details(event, people)
+        _event_text(out, event, times, stamp, details)
         for override in event.overrides:
-            _event_lines(lines, event, times, stamp, override=override)
-    lines.append("END:VCALENDAR")
-    body.append("".join([fold(line) for line in lines]))
-    return "".join(body).encode("utf-8")
+            _event_text(out, event, times, stamp, details, override)
+    out.append("END:VCALENDAR\r\n")
+    return "".join(out).encode("utf-8")
 
 
 def http_date_floor(value: datetime) -> datetime:

@@ -25,6 +25,7 @@ import secrets
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import NotFound
 
 from ..auth.models import User
@@ -55,7 +56,8 @@ def resolve(text: str) -> FeedToken | None:
     if not isinstance(text, str) or len(text) != SELECTOR_LENGTH + VERIFIER_LENGTH:
         return None
     selector, verifier = text[:SELECTOR_LENGTH], text[SELECTOR_LENGTH:]
-    token = db.session.scalar(select(FeedToken).where(FeedToken.selector == selector))
+    # The user comes with the token (one query): every poll needs both.
+    token = db.session.scalar(select(FeedToken).options(joinedload(FeedToken.user)).where(FeedToken.selector == selector))
     # Compared even when no row matched, so timing does not tell a known selector from an unknown one.
     expected = _verifier(selector)
     if not hmac.compare_digest(expected, verifier) or token is None or not token.user.active:
