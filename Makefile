@@ -43,12 +43,14 @@ run: seed ## migrate, seed the demo on first run, then start Redis, the worker a
 test: $(STAMP) ## run the whole test suite, browser tests included (PYTEST_ARGS="-k demo" to narrow it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) ## run the benchmarks: booking core, the sandbox, the Graph client, the initial sync, live sync (BENCH_ARGS / LIVE_BENCH_ARGS="--help" for options)
+bench: $(STAMP) ## run the benchmarks: booking core, the sandbox, the Graph client, the initial sync, live sync, tablets, feeds (BENCH_ARGS / LIVE_BENCH_ARGS / KIOSK_BENCH_ARGS / FEEDS_BENCH_ARGS="--help" for options)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/graph_bench.py
 	$(BIN)/python bench/initial_sync_bench.py
 	$(BIN)/python bench/live_sync_bench.py $(LIVE_BENCH_ARGS)
+	$(BIN)/python bench/kiosk_bench.py $(KIOSK_BENCH_ARGS)
+	$(BIN)/python bench/feeds_bench.py $(FEEDS_BENCH_ARGS)
 
 worker: $(STAMP) ## run only the background worker (needs the Redis at REDIS_URL)
 	$(BIN)/python worker.py
