@@ -440,7 +440,10 @@ def _failed(booking_uid: str, error: GraphError) -> None:
     from ..jobs import queue
     from .health import cause_of, record_incident
 
-    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking_uid))
+    # Locked and read afresh: a change recorded meanwhile (`request_push`) reset the attempts; counting on a
+    # stale copy would write them back.
+    state = db.session.scalar(select(OutboundState).where(OutboundState.booking_uid == booking_uid)
+                              .with_for_update().execution_options(populate_existing=True))
     booking = db.session.scalar(select(Booking).where(Booking.uid == booking_uid))
     if state is None or booking is None:
         return
