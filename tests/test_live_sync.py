@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from test_initial_sync import (GHOST, PRIYA, ROOM, ROOM_AB, TOM, book, bookings_of, day, meeting,  # noqa: F401
                                pair_of, room_view, setup)
 from webapp.booking.errors import ValidationError
+from webapp.audit import AuditEntry
 from webapp.booking.models import Booking
 from webapp.booking.operations import cancel_booking, input_from_booking, update_booking
 from webapp.extensions import db
@@ -694,3 +695,41 @@ def test_a_push_finishing_while_a_change_is_recorded_leaves_the_change_pending(l
     assert outbound.push_pending() == 1
     settle(live["connected"], live["pair"])
     assert [(e.start, e.end) for e in room_events()] == [(day(1, 11), day(1, 12))]
+
+
+@pytest.mark.parametrize("cancelled_before", ["organizers_copies_read", "room_events_read"])
+def test_our_event_cancelled_after_its_batch_was_read_is_never_imported(live, monkeypatch, cancelled_before):
+    """A batch of notifications reads the room's events (and then the organizers' copies) first, and syncs
+    them one by one afterwards. A Roomsync booking cancelled in between has its event cancelled and its links
+    dropped by its push, so the batch holds a stale room copy nothing links: it must not come back as an
+    Outlook booking (a ghost that could refuse the next booking of the slot). Either the organizer's copy read
+    with the batch still shows our transactionId, or it is gone and the room's copy is read again."""
+    made = [book(live["venue"], live["a"], day(1, 9 + 2 * n), day(1, 10 + 2 * n), live["priya"], title=f"Ours {n}")
+            for n in range(2)]
+    tenant_state(live["connected"]).delivery.flush(timeout=10)  # the room copies' notifications, not processed
+    real_batched, rounds = inbound._batched, []
+
+    def cancel_midway(ctx, keys, build):
+        results = real_batched(ctx, keys, build)
+        if keys:
+            rounds.append(len(keys))
+        wanted = 2 if cancelled_before == "organizers_copies_read" else 1
+        if len(rounds) == wanted and not cancelled:
+            cancelled.append(True)
+            cancel_booking(db.session.get(Booking, made[0].id), actor=live["boss"])  # pushed inline
+        return results
+
+    cancelled = []
+    monkeypatch.setattr(inbound, "_batched", cancel_midway)
+    inbound.process_notifications(live["pair"].id)
+    monkeypatch.undo()
+    assert cancelled and rounds[:2] == [2, 2]  # the room's events, then the organizers' copies
+    assert [b.uid for b in live_bookings(live["a"])] == [made[1].uid]  # no ghost, not even for a while
+    assert not db.session.scalar(select(func.count()).select_from(EventLink)
+                                 .where(EventLink.booking_uid == made[0].uid))  # nor a link to the cancelled one
+    assert not db.session.scalar(select(func.count()).select_from(AuditEntry)
+                                 .where(AuditEntry.action == "sync.inbound.created"))
+    settle(live["connected"], live["pair"])
+    assert [b.uid for b in live_bookings(live["a"])] == [made[1].uid]
+    assert [e.start for e in room_events()] == [day(1, 11)]
+    assert outbox("event_refused") == [] and reconcile.audit_now(live["pair"].id) == 0

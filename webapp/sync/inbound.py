@@ -521,8 +521,19 @@ def _sync(ctx: LiveContext, event_id: str, deleted: bool, event) -> str:
     if link is not None and booking is None:  # its booking was cancelled in Roomsync meanwhile
         return "unchanged"
     organizer_copy = _organizer_copy(ctx, event)
-    if link is None and organizer_copy is not None and _adopt_unanswered_create(ctx, event, organizer_copy):
-        return "adopted"
+    if link is None and organizer_copy is not None and _claim_own_event(ctx, event, organizer_copy):
+        return "ours"
+    if link is None and organizer_copy is None and ctx.prefetched_at is not None:
+        # About to import an event nothing links, read with its batch and whose organizer's copy is gone: it
+        # may be our own event, cancelled by a push after the batch was read (the push then dropped its
+        # links). Read the room's copy again before taking it for a new Outlook booking.
+        db.session.commit()
+        try:
+            event = ctx.graph.get_event(ctx.room, event.id)
+        except NotFound:
+            event = None
+        if event is None or event.is_cancelled:
+            return _gone(ctx, event_id if event is None else event.id)
     window_start = ctx.today_start if booking is None else min(ctx.today_start, booking.start_utc)
     if event.type == "seriesMaster":
         db.session.commit()
@@ -541,17 +552,22 @@ def _sync(ctx: LiveContext, event_id: str, deleted: bool, event) -> str:
     return _apply(ctx, item, decision, link, booking)
 
 
-def _adopt_unanswered_create(ctx: LiveContext, event, organizer_copy) -> bool:
-    """A room copy nothing links yet although its organizer's copy carries our transactionId (a booking's
-    uid): an event Roomsync created whose link the push has not recorded yet (the room answered before the
-    push's own answer was committed) or never will (the answer was lost). Link it to its booking — never take
-    it for an Outlook booking, which would clash with ours and be declined. A link the push recorded meanwhile
-    just learns its room copy's id. The booking's push, if still pending, then makes the event match."""
+def _claim_own_event(ctx: LiveContext, event, organizer_copy) -> bool:
+    """True when a room copy nothing links is an event Roomsync made: its organizer's copy carries our
+    transactionId (a booking's uid). Never an Outlook booking then — taken for one it would clash with ours
+    and be declined. A live booking of this pair's space gets the link its push has not recorded yet (the
+    room answered before the push's own answer was committed) or never will (the answer was lost); a link
+    the push recorded meanwhile just learns its room copy's id; the booking's pending push then makes the
+    event match. A booking cancelled or moved off this space meanwhile gets nothing: the copy is on its way
+    out, and its push (or the reconcile) takes care of it."""
     from .models import OutboundState
 
     uid = organizer_copy.transaction_id
-    if not uid or db.session.scalar(select(Booking.id).where(Booking.uid == uid)) is None:
+    booking = db.session.scalar(select(Booking).where(Booking.uid == uid)) if uid else None
+    if booking is None:
         return False
+    if booking.cancelled_at is not None or ctx.space.id not in {s.id for s in booking.spaces}:
+        return True
     link = db.session.scalar(select(EventLink).where(EventLink.booking_uid == uid, EventLink.room_email == ctx.room,
                                                      EventLink.kind == "two_way"))
     if link is None:
