@@ -35,7 +35,6 @@ missed target), `--quick` (the smoke test's size), `--results DIR`.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
 import os
 import platform
@@ -54,8 +53,9 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, inspect, select, text  # noqa: E402
 
-from bench.report import cpu_table, ms, profile_report  # noqa: E402
-from bench.run import Measurement, _is_postgresql, _timed, ensure_postgresql_database, reset_schema  # noqa: E402
+from bench.report import Profiles, cpu_table, ms, write_results  # noqa: E402
+from bench.report import database_server, database_url, fill_size_defaults, is_postgresql  # noqa: E402
+from bench.run import Measurement, _timed, ensure_postgresql_database, reset_schema  # noqa: E402
 from bench.seed import CLOSES, DURATIONS, GRID_MINUTES, OPENS, SLOTS, TITLES, Occupancy, series_rule  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.auth.models import User  # noqa: E402
@@ -496,16 +496,6 @@ def render(measurements: list[Measurement], facts: dict, bench: FeedBench, diale
 # ---------------------------------------------------------------------------------------------- main
 
 
-def database_url(choice: str | None, results: Path, occurrences: int, days: int) -> str:
-    """--db wins; without it DATABASE_URL; else a SQLite file named after the data set's size."""
-    env = os.environ.get("DATABASE_URL")
-    if choice == "postgresql":
-        return env if _is_postgresql(env) else DEFAULT_POSTGRESQL_URL
-    if choice is None and env:
-        return env
-    return f"sqlite:///{results / f'feeds-bench-{occurrences}x{days}.sqlite3'}"
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), help="default: DATABASE_URL if set, else sqlite")
@@ -521,9 +511,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for results and the SQLite file")
     args = parser.parse_args(argv)
-    for name, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_size_defaults(args, QUICK, FULL)
     if args.occurrences < 20 or args.years < 1 or args.samples < 1 or args.conditional_samples < 1:
         parser.error("--occurrences must be at least 20, --years, --samples and --conditional-samples at least 1")
     return args
@@ -534,8 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     args.load_before = os.getloadavg()[0]
     args.results.mkdir(parents=True, exist_ok=True)
     days = args.years * 365
-    url = database_url(args.db, args.results, args.occurrences, days)
-    if _is_postgresql(url):
+    # --db wins; without it DATABASE_URL; else a SQLite file named after the data set's size (what --reuse finds).
+    sqlite_path = args.results / f"feeds-bench-{args.occurrences}x{days}.sqlite3"
+    url = database_url(args.db, DEFAULT_POSTGRESQL_URL, sqlite_path, database_url_by_default=True)
+    if is_postgresql(url):
         ensure_postgresql_database(url)
     today = datetime.now(timezone.utc).astimezone(ZoneInfo(TIMEZONE)).date()
     first_day, last_day = _span(days, today)
@@ -562,32 +552,19 @@ def main(argv: list[str] | None = None) -> int:
             upgrade()
             bench = seed(args.occurrences, days, args.seed, today)
             print(f"Seeded in {bench.seed_seconds:.1f} s.", file=sys.stderr)
-        server = db.session.execute(text("SELECT sqlite_version()" if dialect == "sqlite" else "SHOW server_version")).scalar()
-        server = f"SQLite {server}" if dialect == "sqlite" else f"PostgreSQL {server}"
+        server = database_server(db.session)
         location = db.engine.url.render_as_string(hide_password=True)
     if (bench.past_days, bench.future_days) != (config["FEED_PAST_DAYS"], config["FEED_FUTURE_DAYS"]):
         app.config.update(FEED_PAST_DAYS=bench.past_days, FEED_FUTURE_DAYS=bench.future_days)
 
-    profiles: list[tuple[str, cProfile.Profile]] = []
-
-    def profiler(key: str) -> cProfile.Profile | None:
-        if not args.profile:
-            return None
-        profiles.append((key, cProfile.Profile()))
-        return profiles[-1][1]
-
+    profiles = Profiles(args.profile)
     gc.collect()
     gc.freeze()  # as app.py does in production
-    measurements, facts = measure(app, bench, args, profiler)
+    measurements, facts = measure(app, bench, args, profiles.new)
     report = render(measurements, facts, bench, dialect, server, location, args)
-    result_file = args.results / f"feeds-{dialect}-{stamp}.md"
-    result_file.write_text(report)
-    print(report)
-    print(f"Written to {result_file}", file=sys.stderr)
-    for key, prof in profiles:
-        if prof.getstats():
-            path = args.results / f"feeds-{dialect}-{stamp}-{key}.prof"
-            print(f"\n## Profile: {key} ({path})\n\n{profile_report(prof, path)}", file=sys.stderr)
+    stem = args.results / f"feeds-{dialect}-{stamp}"
+    write_results(stem, report)
+    profiles.print_reports(stem)
     missed = [m for m in measurements if _verdict(m) != "pass"]
     return 1 if args.strict and missed else 0
 

@@ -74,9 +74,10 @@ sys.path.insert(0, str(REPO))
 
 from flask import has_request_context, request  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
-from bench.report import profile_report  # noqa: E402
+from bench.report import database_server, database_url, fill_size_defaults, is_postgresql  # noqa: E402
+from bench.report import profile_report, stop_processes, write_results  # noqa: E402
 from bench.run import ensure_postgresql_database, reset_schema  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.extensions import db  # noqa: E402
@@ -380,17 +381,6 @@ def seed_room(sandbox, room: dict, plans: list[EventPlan], today: date) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- Roomsync side
-
-
-def database_url(choice: str | None, folder: Path) -> str:
-    """SQLite (a fresh file) unless --db says postgresql (DATABASE_URL if it is a PostgreSQL URL, else our own
-    database) or gives a URL. DATABASE_URL alone is not enough: the schema of the database used is dropped."""
-    env = os.environ.get("DATABASE_URL")
-    if choice == "postgresql":
-        return env if env and env.startswith(("postgres://", "postgresql")) else DEFAULT_POSTGRESQL_URL
-    if choice and "://" in choice:
-        return choice
-    return f"sqlite:///{folder / 'initial-sync-bench.sqlite3'}"
 
 
 @dataclass
@@ -725,20 +715,6 @@ def worker_environment(app, sandbox_env: dict, queue_name: str, instance: Path, 
     return env
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM to each process we started (RQ's warm shutdown), then SIGKILL to any still there after 15 s."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + 15
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _watch(app, pair_ids: list[int], result: "PairsResult", processes, deadline: float) -> float:
     """Poll the pairs until every one is done or failed (or the deadline passes); note every interruption the
     admin was shown meanwhile. Returns the moment the last pair finished."""
@@ -849,7 +825,7 @@ def run_pairs(app, sandbox, traffic: Traffic, args, setup: Setup, people: list[d
             log_file = stack.enter_context(open(log_path, "w"))
             processes.append(subprocess.Popen([sys.executable, str(REPO / "worker.py"), *options], cwd=REPO, env=env,
                                               stdout=log_file, stderr=subprocess.STDOUT))
-        stack.callback(_stop, processes)
+        stack.callback(stop_processes, processes)
         finished = _watch(app, pair_ids, result, processes, began + args.worker_timeout)
         result.seconds = finished - began
     result.process_cpu = time.process_time() - process_cpu
@@ -1029,10 +1005,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the result file and worker logs")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else FULL
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_size_defaults(args, QUICK, FULL)
     try:
         args.worker_counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
     except ValueError:
@@ -1065,8 +1038,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="initial-sync-bench-") as folder, \
             redis_server() as (redis_url, redis_about):
         folder = Path(folder)
-        url = database_url(args.db, folder)
-        if url.startswith(("postgres://", "postgresql")):
+        url = database_url(args.db, DEFAULT_POSTGRESQL_URL, folder / "initial-sync-bench.sqlite3")
+        if is_postgresql(url):
             ensure_postgresql_database(url)
         sandbox = make_sandbox_server("127.0.0.1", 0, folder / "sandbox", config={"SANDBOX_DB": ":memory:"})
         traffic = Traffic(sandbox.app.wsgi_app)
@@ -1089,9 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
                     reset_schema()
                 upgrade()
                 dialect = db.engine.dialect.name
-                version = db.session.execute(text("SELECT sqlite_version()" if dialect == "sqlite"
-                                                  else "SHOW server_version")).scalar()
-                about = {"database": f"SQLite {version}" if dialect == "sqlite" else f"PostgreSQL {version}",
+                about = {"database": database_server(db.session),
                          "location": db.engine.url.render_as_string(hide_password=True), "redis": redis_about,
                          "latency": {"call": "once per HTTP request; `$batch` sub-requests add none",
                                      "outlook": "per HTTP request, plus a quarter per `$batch` sub-request",
@@ -1125,10 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             sandbox.shutdown()
     report = render(single, multi, args, about)
-    result_file = args.results / f"initial-sync-{dialect}-{stamp}.md"
-    result_file.write_text(report)
-    print(report)
-    print(f"Written to {result_file}", file=sys.stderr)
+    write_results(args.results / f"initial-sync-{dialect}-{stamp}", report)
     if profiler is not None:
         path = args.results / f"initial-sync-{dialect}-{stamp}.prof"
         print(f"\n## Profile: the single-room job ({path})\n\n{profile_report(profiler, path, 40)}", file=sys.stderr)

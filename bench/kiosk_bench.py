@@ -48,7 +48,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,8 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.report import ms  # noqa: E402
+from bench.report import database_server, database_url, fill_size_defaults, is_postgresql  # noqa: E402
+from bench.report import free_port, ms, stop_processes, write_results  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 LUA = REPO / "bench" / "kiosk_tablets.lua"
@@ -98,12 +98,6 @@ def web_app():
     app.add_url_rule(TRIVIAL_PATH, "bench_trivial", lambda: "ok")
     gc.freeze()
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_gunicorn(args, env: dict, port: int, log) -> subprocess.Popen:
@@ -227,19 +221,10 @@ def run_wrk(wrk: str, args, base: str, tablets_file: Path, run: Run, seconds: fl
 # ---------------------------------------------------------------------------------------------- data
 
 
-def database_url(choice: str | None, folder: Path) -> str:
-    env = os.environ.get("DATABASE_URL")
-    if choice == "postgresql":
-        return env if env and env.startswith(("postgres://", "postgresql")) else DEFAULT_POSTGRESQL_URL
-    if choice and "://" in choice:
-        return choice
-    return f"sqlite:///{folder / 'kiosk-bench.sqlite3'}"
-
-
 def seed_and_enrol(app, tablets: int, seed: int) -> dict:
     """Seed enough spaces for one tablet per room, then enrol one panel per room; returns what the run needs."""
     from flask_migrate import upgrade
-    from sqlalchemy import select, text
+    from sqlalchemy import select
 
     from bench.run import reset_schema
     from bench.seed import TIMEZONE, seed as seed_bookings
@@ -253,8 +238,7 @@ def seed_and_enrol(app, tablets: int, seed: int) -> dict:
         reset_schema()
         upgrade()
         dialect = db.engine.dialect.name
-        version = db.session.execute(text("SELECT sqlite_version()" if dialect == "sqlite"
-                                          else "SHOW server_version")).scalar()
+        database = database_server(db.session)
         # Three spaces in four are rooms (the rest desks, which get no tablet): seed a third more.
         spaces = tablets * 4 // 3 + 12
         today = to_local(now_utc(), ZoneInfo(TIMEZONE)).date()
@@ -273,9 +257,8 @@ def seed_and_enrol(app, tablets: int, seed: int) -> dict:
             code = devices.start_enrolment(venue, name=f"{room.name} door", space=room, actor=admin)
             tokens.append(devices.enrol(code)[1])
         enrolled = time.perf_counter() - started
-        about = {"database": f"SQLite {version}" if dialect == "sqlite" else f"PostgreSQL {version}",
-                 "dialect": dialect, "spaces": spaces, "rooms": len(rooms), "bookings": bench.bookings,
-                 "occurrences": bench.occurrences, "seed_seconds": round(seeded, 1),
+        about = {"database": database, "dialect": dialect, "spaces": spaces, "rooms": len(rooms),
+                 "bookings": bench.bookings, "occurrences": bench.occurrences, "seed_seconds": round(seeded, 1),
                  "enrol_seconds": round(enrolled, 1), "venue_id": venue.id}
         db.session.remove()
         db.engine.dispose()
@@ -420,9 +403,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the results (default bench/results)")
     args = parser.parse_args(argv)
-    for name, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_size_defaults(args, QUICK, FULL)
     if min(args.tablets, args.duration, args.connections, args.wrk_threads, args.workers, args.threads, args.rate) < 1 \
             or args.warmup < 0:
         parser.error("sizes must be positive")
@@ -446,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split("\n")[0].split(" [")[0]
         with tempfile.TemporaryDirectory(prefix="kiosk-bench-") as folder:
             folder = Path(folder)
-            url = database_url(args.db, folder)
-            if url.startswith(("postgres://", "postgresql")):
+            url = database_url(args.db, DEFAULT_POSTGRESQL_URL, folder / "kiosk-bench.sqlite3")
+            if is_postgresql(url):
                 from bench.run import ensure_postgresql_database
 
                 ensure_postgresql_database(url)
@@ -492,23 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: {error}", file=sys.stderr)
         return 2
     finally:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_processes([process])
     about["load_after"] = os.getloadavg()[0]
     report = render(runs, args, about)
-    base_path = args.results / f"kiosk-{about['dialect']}-{stamp}"
-    base_path.with_suffix(".md").write_text(report)
     figures = {"about": about, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "runs": {k: asdict(v) for k, v in runs.items()},
                "verdicts": {k: {"ok": ok, "detail": detail} for k, (ok, detail) in verdicts(runs).items()}}
-    base_path.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str))
-    print(report)
-    print(f"Written to {base_path}.md and .json (gunicorn log: {log_path})", file=sys.stderr)
+    write_results(args.results / f"kiosk-{about['dialect']}-{stamp}", report, figures, f"gunicorn log: {log_path}")
     missed = [detail for key, (ok, detail) in verdicts(runs).items() if not ok and key != "all_304"]
     for detail in missed:
         print(f"target missed: {detail}", file=sys.stderr)

@@ -49,14 +49,12 @@ parts), webhook p99 < 100 ms, at most 2 Graph calls per change (Outlook side). E
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import platform
 import queue as queue_module
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -74,6 +72,9 @@ from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.report import database_server, database_url, fill_size_defaults, is_postgresql  # noqa: E402
+from bench.report import free_port, stop_processes, write_results  # noqa: E402
 
 TIMING_KEY_ENV = "ROOMSYNC_LIVE_BENCH_TIMING_KEY"
 DRIVER_HEADER = "X-Roomsync-Bench"
@@ -462,21 +463,6 @@ class BenchError(Exception):
 # ---------------------------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_url(choice: str | None, folder: Path) -> str:
-    env = os.environ.get("DATABASE_URL")
-    if choice == "postgresql":
-        return env if env and env.startswith(("postgres://", "postgresql")) else DEFAULT_POSTGRESQL_URL
-    if choice and "://" in choice:
-        return choice
-    return f"sqlite:///{folder / 'live-sync-bench.sqlite3'}"
-
-
 def process_environment(app, sandbox_env: dict, queue_name: str, instance: Path, public_url: str,
                         timing_key: str, sweep_seconds: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "ROOMSYNC_")) and k != "DATABASE_URL"}
@@ -510,19 +496,6 @@ def wait_for_web(url: str, process: subprocess.Popen, timeout: float = 60.0) -> 
         except OSError:
             time.sleep(0.2)
     raise BenchError("the web server did not answer within 60 s")
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + 15
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # ---------------------------------------------------------------------------------------------- set-up
@@ -1100,10 +1073,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the results and logs")
     parser.add_argument("--serve-web", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else FULL
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_size_defaults(args, QUICK, FULL)
     if args.timeout is None:
         args.timeout = 120.0 if args.quick else 600.0
     if args.server is None:
@@ -1126,7 +1096,6 @@ def main(argv: list[str] | None = None) -> int:
         serve_werkzeug(args.serve_web)
         return 0
     from flask_migrate import upgrade
-    from sqlalchemy import text
 
     from bench.initial_sync_bench import redis_server
     from bench.run import ensure_postgresql_database, reset_schema
@@ -1146,8 +1115,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="live-sync-bench-") as folder, \
             redis_server() as (redis_url, redis_about), ExitStack() as stack:
         folder = Path(folder)
-        url = database_url(args.db, folder)
-        if url.startswith(("postgres://", "postgresql")):
+        url = database_url(args.db, DEFAULT_POSTGRESQL_URL, folder / "live-sync-bench.sqlite3")
+        if is_postgresql(url):
             ensure_postgresql_database(url)
         sandbox_server = make_sandbox_server("127.0.0.1", 0, folder / "sandbox", config={"SANDBOX_DB": ":memory:"})
         traffic = Traffic(sandbox_server.app.wsgi_app)
@@ -1177,20 +1146,19 @@ def main(argv: list[str] | None = None) -> int:
                     reset_schema()
                 upgrade()
                 dialect = db.engine.dialect.name
-                version = db.session.execute(text("SELECT sqlite_version()" if dialect == "sqlite"
-                                                  else "SHOW server_version")).scalar()
+                database = database_server(db.session)
                 from webapp import jobs
 
                 rq_queue = jobs.queue()
                 redis = rq_queue.connection
                 db.session.remove()
-            about = {"database": f"SQLite {version}" if dialect == "sqlite" else f"PostgreSQL {version}",
-                     "location": app.config["SQLALCHEMY_DATABASE_URI"].split("@")[-1], "redis": redis_about,
+            about = {"database": database, "location": app.config["SQLALCHEMY_DATABASE_URI"].split("@")[-1],
+                     "redis": redis_about,
                      "server": ("gunicorn (1 process, gthread, 4 threads)" if args.server == "gunicorn"
                                 else "werkzeug threaded server (its own process)"), "load_before": load_before}
             env = process_environment(app, sandbox_env, queue_name, folder / "instance", web_url, timing_key,
                                       args.sweep_seconds)
-            stack.callback(stop, processes)
+            stack.callback(stop_processes, processes)
             log_files = []
             for name, command in [("web", web_command(args.server, port))] + [
                     (f"worker-{n + 1}", [sys.executable, str(REPO / "worker.py"), "--log-level", "WARNING"])
@@ -1220,14 +1188,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED: {error}", file=sys.stderr)
             return 2
     report = render(parts, args, about)
-    base = args.results / f"live-sync-{dialect}-{stamp}"
-    base.with_suffix(".md").write_text(report)
     figures = {"database": about["database"], "server": about["server"], "args": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "serve_web"},
         "load_before": load_before, "load_after": os.getloadavg()[0], "parts": [asdict(p) for p in parts]}
-    base.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str))
-    print(report)
-    print(f"Written to {base}.md and .json (logs in {logs})", file=sys.stderr)
+    write_results(args.results / f"live-sync-{dialect}-{stamp}", report, figures, f"logs in {logs}")
     missed = [m for p in parts for m in p.misses(p.name.startswith("Outlook"))]
     for line in missed:
         print(f"target missed: {line}", file=sys.stderr)

@@ -38,7 +38,8 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from werkzeug.exceptions import MethodNotAllowed, NotFound  # noqa: E402
 
 from bench import seed as seeding  # noqa: E402
-from bench.report import cpu_table, ms, percentile, profile_report  # noqa: E402
+from bench.report import Profiles, cpu_table, ms, percentile, write_results  # noqa: E402
+from bench.report import database_server, database_url, fill_size_defaults, is_postgresql  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.auth.models import ApiToken, User, issue_api_token  # noqa: E402
 from webapp.booking.errors import ConflictError, ValidationError  # noqa: E402
@@ -79,20 +80,6 @@ class Measurement:
 
 
 # ---------------------------------------------------------------------------------------------- database
-
-
-def _is_postgresql(url: str | None) -> bool:
-    return bool(url) and url.startswith(("postgres://", "postgresql"))
-
-
-def database_url(choice: str | None, results: Path, spaces: int, days: int) -> str:
-    """--db wins; without it DATABASE_URL; else a SQLite file named after the data set's size."""
-    env = os.environ.get("DATABASE_URL")
-    if choice == "postgresql":
-        return env if _is_postgresql(env) else DEFAULT_POSTGRESQL_URL
-    if choice is None and env:
-        return env
-    return f"sqlite:///{results / f'bench-{spaces}x{days}.sqlite3'}"
 
 
 def ensure_postgresql_database(url: str) -> None:
@@ -342,10 +329,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for results and the SQLite file")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else FULL
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_size_defaults(args, QUICK, FULL)
     if args.spaces < 1 or args.days < 7:
         parser.error("--spaces must be at least 1 and --days at least 7")
     if min(args.creates, args.day_views, args.api_requests) < 0:
@@ -357,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.load_before = os.getloadavg()[0]
     args.results.mkdir(parents=True, exist_ok=True)
-    url = database_url(args.db, args.results, args.spaces, args.days)
-    if _is_postgresql(url):
+    # --db wins; without it DATABASE_URL; else a SQLite file named after the data set's size (what --reuse finds).
+    sqlite_path = args.results / f"bench-{args.spaces}x{args.days}.sqlite3"
+    url = database_url(args.db, DEFAULT_POSTGRESQL_URL, sqlite_path, database_url_by_default=True)
+    if is_postgresql(url):
         ensure_postgresql_database(url)
     app = create_app(
         {
@@ -383,40 +369,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Seeded {bench.occurrences:,} occurrences in {bench.seed_seconds:.1f} s.", file=sys.stderr)
         else:
             upgrade()
-        server = db.session.execute(text("SELECT sqlite_version()" if dialect == "sqlite" else "SHOW server_version")).scalar()
-        server = f"SQLite {server}" if dialect == "sqlite" else f"PostgreSQL {server}"
+        server = database_server(db.session)
         location = db.engine.url.render_as_string(hide_password=True)
 
-        profiles: list[tuple[str, cProfile.Profile]] = []
-
-        def profiler(key: str) -> cProfile.Profile | None:
-            if not args.profile:
-                return None
-            profiles.append((key, cProfile.Profile()))
-            return profiles[-1][1]
-
+    profiles = Profiles(args.profile)
     measurements: list[Measurement] = []
     gc.collect()
     gc.freeze()  # as app.py does in production: long-lived objects leave the collector's generations
     try:
         with app.app_context():
-            measurements.append(measure_creates(bench, args.creates, rng, profiler("create")))
+            measurements.append(measure_creates(bench, args.creates, rng, profiles.new("create")))
         # Outside any app context, so every request gets its own context, session and `g` as in production.
-        measurements.append(measure_day_view(app, bench, args.day_views, rng, profiler("day_view")))
-        measurements.append(measure_api(app, bench, args.api_requests, rng, profiler("api")))
+        measurements.append(measure_day_view(app, bench, args.day_views, rng, profiles.new("day_view")))
+        measurements.append(measure_api(app, bench, args.api_requests, rng, profiles.new("api")))
     finally:
         with app.app_context():
             seeding.remove_bookings_after(bench)
 
     report = render(measurements, bench, dialect, server, location, args)
-    result_file = args.results / f"{dialect}-{stamp}.md"
-    result_file.write_text(report)
-    print(report)
-    print(f"Written to {result_file}", file=sys.stderr)
-    for key, prof in profiles:
-        if prof.getstats():
-            path = args.results / f"{dialect}-{stamp}-{key}.prof"
-            print(f"\n## Profile: {key} ({path})\n\n{profile_report(prof, path)}", file=sys.stderr)
+    stem = args.results / f"{dialect}-{stamp}"
+    write_results(stem, report)
+    profiles.print_reports(stem)
     missed = [m for m in measurements if m.verdict == "FAIL"]
     return 1 if args.strict and missed else 0
 

@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 
-from bench.report import cpu_table, ms, percentile, profile_report  # noqa: E402
+from bench.report import Profiles, cpu_table, fill_size_defaults, ms, percentile, write_results  # noqa: E402
 from webapp.sandbox import calendar, sandbox_state  # noqa: E402
 from webapp.sandbox.identity import GRAPH_DEFAULT_SCOPE  # noqa: E402
 from webapp.sandbox.seed import DEMO_DOMAIN  # noqa: E402
@@ -558,10 +558,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cProfile the month view (in-process, after the timings) and the timed writes (which it slows: judge times without it); .prof files beside the result")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the result file")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else FULL
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_size_defaults(args, QUICK, FULL)
     if args.events < SERIES_SHARE or args.changes < 2 or args.samples < 1 or not 1 <= args.page_size <= 1000:
         parser.error(f"--events must be at least {SERIES_SHARE}, --changes at least 2, --samples at least 1, "
                      "--page-size from 1 to 1000")
@@ -575,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    profiles: list[tuple[str, cProfile.Profile]] = []
+    profiles = Profiles(args.profile)
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as instance:
         sandbox = make_sandbox_server("127.0.0.1", 0, instance).start()
         try:
@@ -603,8 +600,8 @@ def main(argv: list[str] | None = None) -> int:
             fan_out = measure_fan_out(sandbox, state, env, seeded, args.changes, rng, write_profiler)
             measurements += [fan_out.writes, fan_out.publish, fan_out.latency, fan_out.total]
             if args.profile:
-                profiles.append(("calendarview-month", profile_month_view(sandbox, env, seeded, args.page_size, rng)))
-                profiles.append(("writes", write_profiler))
+                profiles.add("calendarview-month", profile_month_view(sandbox, env, seeded, args.page_size, rng))
+                profiles.add("writes", write_profiler)
             port = sandbox.port
         except BenchError as error:
             print(f"FAILED: {error}", file=sys.stderr)
@@ -612,13 +609,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             sandbox.shutdown()
     report = render(measurements, seeded, args, fan_out, port)
-    result_file = args.results / f"sandbox-{stamp}.md"
-    result_file.write_text(report)
-    print(report)
-    print(f"Written to {result_file}", file=sys.stderr)
-    for key, profiler in profiles:
-        path = args.results / f"sandbox-{stamp}-{key}.prof"
-        print(f"\n## Profile: {key} ({path})\n\n{profile_report(profiler, path, 30)}", file=sys.stderr)
+    stem = args.results / f"sandbox-{stamp}"
+    write_results(stem, report)
+    profiles.print_reports(stem, top=30)
     return 0
 
 

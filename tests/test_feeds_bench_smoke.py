@@ -8,49 +8,28 @@ name + `_feeds_bench`), since it drops and rebuilds the schema of the database i
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from bench_runs import MEASUREMENT_ROW, bench_database_url, run_bench, table_rows, written_report
 
-REPO = Path(__file__).resolve().parent.parent
-ROW = re.compile(r"^\| (?P<name>[^|]+) \| (?P<samples>\d+) \| (?P<stats>[^|]+\|[^|]+\|[^|]+\|[^|]+) \| (?P<target>[^|]+) \| (?P<result>[^|]+) \|$")
-
-
-def _bench_database_url() -> str | None:
-    url = os.environ.get("DATABASE_URL")
-    if not url or not url.startswith(("postgres://", "postgresql")):
-        return None
-    parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_feeds_bench").render_as_string(hide_password=False)
+BENCH_DATABASE_URL = bench_database_url("_feeds_bench")  # None on SQLite
 
 
 def _run(results: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    bench_url = _bench_database_url()
-    if bench_url:
-        env["DATABASE_URL"] = bench_url
-    return subprocess.run(
-        [sys.executable, str(REPO / "bench" / "feeds_bench.py"), "--quick", "--results", str(results), *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
+    return run_bench("feeds_bench.py", results, *extra, database_url=BENCH_DATABASE_URL)
 
 
 def test_quick_run_checks_the_feed_and_writes_the_table(tmp_path):
     done = _run(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    expected_db = "postgresql" if _bench_database_url() else "sqlite"
-    written = list(tmp_path.glob(f"feeds-{expected_db}-*.md"))
-    assert len(written) == 1, sorted(p.name for p in tmp_path.iterdir())
-    report = written[0].read_text()
-    assert report in done.stdout
+    expected_db = "postgresql" if BENCH_DATABASE_URL else "sqlite"
+    report = written_report(done, tmp_path, f"feeds-{expected_db}-*.md")
 
     assert "| measurement | samples | best | median | p95 | max | target | result |" in report
-    rows = {match["name"]: match.groupdict() for match in map(ROW.match, report.splitlines()) if match}
+    rows = table_rows(report, MEASUREMENT_ROW)
     assert len(rows) == 10, report
     for name, row in rows.items():
         assert row["result"] in ("pass", "FAIL"), row  # "FAIL: HTTP …" would mean a path answered wrongly

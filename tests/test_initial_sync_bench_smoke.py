@@ -12,23 +12,9 @@ and wait for the sweeper (the benchmark measures and reports that; this test onl
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _bench_database_url() -> str | None:
-    url = os.environ.get("DATABASE_URL")
-    if not url or not url.startswith(("postgres://", "postgresql")):
-        return None
-    parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_initial_bench").render_as_string(hide_password=False)
+from bench_runs import bench_database_url, run_bench, written_report
 
 
 def _table(report: str, header: str) -> list[list[str]]:
@@ -44,21 +30,16 @@ def _table(report: str, header: str) -> list[list[str]]:
 
 
 def test_quick_run_prints_the_tables_and_both_sides_agree(tmp_path, redis_url):
-    bench_url = _bench_database_url()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["REDIS_URL"] = redis_url  # the session's valkey (or CI's Redis): workers and limiter share it
-    command = [sys.executable, str(REPO / "bench" / "initial_sync_bench.py"), "--quick", "--results", str(tmp_path),
-               "--lease-seconds", "20", "--sweep-seconds", "2", "--workers", "2" if bench_url else "1"]
-    if bench_url:
-        command += ["--db", bench_url]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    bench_url = bench_database_url("_initial_bench")
+    done = run_bench("initial_sync_bench.py", tmp_path,
+                     "--lease-seconds", "20", "--sweep-seconds", "2", "--workers", "2" if bench_url else "1",
+                     database_url=bench_url, database_url_option=True,
+                     redis_url=redis_url,  # the session's valkey (or CI's Redis): workers and limiter share it
+                     timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     expected_db = "postgresql" if bench_url else "sqlite"
-    written = list(tmp_path.glob(f"initial-sync-{expected_db}-*.md"))
-    assert len(written) == 1, sorted(p.name for p in tmp_path.iterdir())
-    report = written[0].read_text()
-    assert report in done.stdout
+    report = written_report(done, tmp_path, f"initial-sync-{expected_db}-*.md")
     assert re.search(r"load average \d+\.\d+ before the run", report)
 
     # Part 1: one room, 30 events (25 single + one weekly series of 5), 10 bookings to restore.

@@ -12,41 +12,23 @@ where the targets are read. On PostgreSQL the benchmark gets a database of its o
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _bench_database_url() -> str | None:
-    url = os.environ.get("DATABASE_URL")
-    if not url or not url.startswith(("postgres://", "postgresql")):
-        return None
-    parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_live_bench").render_as_string(hide_password=False)
+from bench_runs import bench_database_url, run_bench, written_report
 
 
 def test_quick_run_measures_both_sides_and_every_change_lands(tmp_path, redis_url):
-    bench_url = _bench_database_url()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["REDIS_URL"] = redis_url  # the session's valkey (or CI's Redis)
-    command = [sys.executable, str(REPO / "bench" / "live_sync_bench.py"), "--quick", "--results", str(tmp_path),
-               "--sweep-seconds", "5", "--quiet-timeout", "30", "--timeout", "240"]
-    if bench_url:
-        command += ["--db", bench_url]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    bench_url = bench_database_url("_live_bench")
+    done = run_bench("live_sync_bench.py", tmp_path,
+                     "--sweep-seconds", "5", "--quiet-timeout", "30", "--timeout", "240",
+                     database_url=bench_url, database_url_option=True,
+                     redis_url=redis_url,  # the session's valkey (or CI's Redis)
+                     timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
     expected_db = "postgresql" if bench_url else "sqlite"
-    [report_file] = tmp_path.glob(f"live-sync-{expected_db}-*.md")
+    report = written_report(done, tmp_path, f"live-sync-{expected_db}-*.md")
     [json_file] = tmp_path.glob(f"live-sync-{expected_db}-*.json")
-    report = report_file.read_text()
-    assert report in done.stdout
     assert re.search(r"load average \d+\.\d+ before the run", report)
     figures = json.loads(json_file.read_text())
     assert figures["database"].lower().startswith(expected_db)

@@ -8,21 +8,10 @@ scale on a quiet machine is where the numbers are read.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench_runs import run_bench, table_rows, written_report
+
 ROW = re.compile(r"^\| (?P<name>.+?) \| (?P<samples>\d+) \| (?P<stats>[^|]+\|[^|]+\|[^|]+\|[^|]+) \|$")
-
-
-def _rows(report: str) -> dict[str, dict]:
-    rows = {}
-    for line in report.splitlines():
-        match = ROW.match(line)
-        if match:
-            rows[match["name"]] = match.groupdict()
-    return rows
 
 
 def _row(rows: dict[str, dict], prefix: str) -> dict:
@@ -32,21 +21,14 @@ def _row(rows: dict[str, dict], prefix: str) -> dict:
 
 
 def test_quick_run_prints_and_writes_the_sandbox_table(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "sandbox_bench.py"), "--quick", "--changes", "24", "--samples", "3",
-         "--results", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
+    done = run_bench("sandbox_bench.py", tmp_path, "--changes", "24", "--samples", "3")
     assert done.returncode == 0, done.stderr[-3000:]
 
-    written = list(tmp_path.glob("sandbox-*.md"))
-    assert len(written) == 1, sorted(p.name for p in tmp_path.iterdir())
-    report = written[0].read_text()
-    assert report in done.stdout
+    report = written_report(done, tmp_path, "sandbox-*.md")
     assert "| measurement | samples | p50 | p95 | p99 | max |" in report
     assert re.search(r"load average \d+\.\d+ before the run", report)
 
-    rows = _rows(report)
+    rows = table_rows(report, ROW)
     assert len(rows) == 7, report
     for name, row in rows.items():
         p50, p95, p99, worst = (float(v) for v in row["stats"].split("|"))
