@@ -6,7 +6,8 @@ hosts: RQ's scheduler lock makes one of them the scheduler.
 
 `python worker.py --cron` runs the cron process instead (`webapp.sync.schedule.build_cron`): it queues the
 periodic jobs (the stalled-sync sweep, the rooms check, the tablets' auto-release of no-shows:
-`webapp.kiosk.release`); `make run` starts one.
+`webapp.kiosk.release`, the paired rooms' photos: `webapp.integration.jobs.refresh_room_photos`); `make run`
+starts one.
 
 Public API: `AppWorker` (an RQ `Worker` that runs every job inside an app context), `build_worker(app)`,
 `main(argv)`.
@@ -71,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING… (default INFO)")
     args = parser.parse_args(argv)
     if args.cron:
+        from webapp.integration.jobs import register_cron as register_room_photos
         from webapp.kiosk.release import register_cron
         from webapp.sync.schedule import build_cron
 
         app = create_app()
         cron = build_cron(app)
         register_cron(cron, app)  # the tablets' auto-release of no-shows, every minute
+        register_room_photos(cron, app)  # the paired rooms' photos from Microsoft 365, hourly
         cron.start()
         return 0
     worker = build_worker(create_app())

@@ -425,6 +425,43 @@ def test_the_panel_and_the_lobby_board_fit_a_tablet_both_ways_and_a_phone(browse
         lobby.screenshot(path=str(ARTIFACTS / f"kiosk-lobby-{name}.png"), full_page=True)
 
 
+def test_an_uploaded_photo_reaches_a_tablet_already_showing_the_panel(browser, live_server, scene, tmp_path):
+    """Through the real form (CSRF on, multipart from Chromium): the photo is read by its bytes, not its name, and a
+    tablet showing the panel already shows it at its next poll (out of band), decoded, in every layout."""
+    from playwright.sync_api import expect
+
+    from test_space_photos import png
+
+    venue, cedar = scene["venue"], scene["cedar"]
+    tablet = tablet_page(browser, live_server, venue, cedar, scene["admin"])
+    expect(status(tablet)).to_have_attribute("data-state", "free")
+    expect(tablet.locator("#kiosk-photo")).to_be_hidden()
+    admin = signed_in_page(browser, live_server, "admin@roomsync.test", "password")
+    admin.goto(f"{live_server}/admin/spaces/{cedar.id}/edit")
+    not_an_image = tmp_path / "cedar.png"
+    not_an_image.write_text("Minutes of the last meeting")
+    admin.locator("#photo").set_input_files(str(not_an_image))
+    admin.get_by_role("button", name="Save").click()
+    expect(admin.locator("#photo-error")).to_contain_text("not a JPEG, PNG or WebP image")
+    photo = tmp_path / "cedar.jpg"  # a PNG, whatever its name says
+    photo.write_bytes(png(320, 240, (30, 110, 70)))
+    admin.locator("#photo").set_input_files(str(photo))
+    admin.get_by_role("button", name="Save").click()
+    expect(admin.locator(".flash")).to_contain_text("Cedar saved.")
+
+    image = tablet.get_by_test_id("kiosk-photo")
+    expect(image).to_be_visible()  # no reload: the poll brought it
+    decoded = "img => img !== null && img.complete && img.naturalWidth === 320"  # the bytes made a picture
+    tablet.wait_for_function(f"() => ({decoded})(document.querySelector('[data-testid=kiosk-photo]'))")
+    for name, viewport in {"landscape": TABLET, "portrait": PORTRAIT}.items():
+        tablet.set_viewport_size(viewport)
+        expect(image).to_be_visible()
+        fits(tablet, f"panel with a photo, {name}")
+        tablet.screenshot(path=str(ARTIFACTS / f"kiosk-photo-{name}.png"), full_page=True)
+    admin.goto(f"{live_server}/spaces/{cedar.id}/week")
+    admin.wait_for_function(f"() => ({decoded})(document.querySelector('[data-testid=space-photo]'))")
+
+
 # ---------------------------------------------------------------------------------------------- with Outlook
 
 SPARE_SPACE, SPARE_ROOM = "Garden room", "garden-room@roomsync.test"  # a sandbox room no demo meeting uses

@@ -322,3 +322,60 @@ def test_a_poll_refreshes_last_seen_once_a_minute_after_its_answer_is_sent(app, 
     assert seen_after_poll() == enrolled_at  # throttled: no write
     clock.tick(timedelta(seconds=2))
     assert seen_after_poll() == enrolled_at + timedelta(seconds=61)
+
+
+def test_a_full_render_reads_the_dependency_graph_from_the_cache_only(app, scene, clock, london_time):
+    """The 200 path (busy: the meeting to extend or end; free: "Book now") takes the spaces that share with the
+    room from `board`'s cache: no read of space_dependencies per render, as there was one per render before."""
+    tablet = tablet_for(app, scene["venue"], scene["a"], scene["admin"])
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    for hour, minute, state in ((9, 0, "busy"), (9, 30, "free")):
+        clock.move_to(london_time(2026, 3, 2, hour, minute))
+        tablet.get("/kiosk/panel/status")  # the cache is fresh from here on (it lasts `DEPENDENCY_TTL` seconds)
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            html = tablet.get("/kiosk/panel/status", headers=HX).get_data(as_text=True)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert f'data-state="{state}"' in html
+        assert ('data-testid="extend"' in html) == (state == "busy")
+        assert ('data-testid="book-15"' in html) == (state == "free")
+    assert statements and not [s for s in statements if "space_dependencies" in s]
+
+
+@pytest.mark.parametrize("hour, minute", [(7, 50), (9, 0), (9, 20), (9, 50), (11, 10), (11, 50), (17, 30)])
+def test_book_now_judged_from_the_panels_items_equals_the_exact_check(app, scene, clock, london_time, make_booking,
+                                                                       hour, minute):
+    from webapp.kiosk import actions, views
+    from webapp.timeutil import now_utc
+
+    venue, a = scene["venue"], scene["a"]
+    clock.move_to(london_time(2026, 3, 2, 8, 0))
+    make_booking(venue, scene["both"], london_time(2026, 3, 2, 12, 0), 30, holder=scene["ana"], title="Both rooms")
+    clock.move_to(london_time(2026, 3, 2, hour, minute))
+    now, day = now_utc(), london_time(2026, 3, 2, 12, 0).date()
+    items = board.day_items(venue, [a.id], day).get(a.id, [])
+    assert views._book_now_options(venue, a, now, items, day) == actions.book_now_options(a, now)
+
+
+def test_book_now_near_midnight_looks_at_the_next_days_bookings(clock, make_venue, make_space, make_user,
+                                                               make_booking, london_time):
+    from webapp.kiosk import actions, views
+    from webapp.timeutil import now_utc
+
+    board.clear_cache()
+    venue = make_venue(allow_overnight=True, opening_hours={d: ["00:00", "24:00"] for d in
+                                                            ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+    room = make_space(venue, "Night room")
+    ana = make_user("ana@roomsync.test")
+    clock.move_to(london_time(2026, 3, 2, 20, 0))
+    make_booking(venue, room, london_time(2026, 3, 3, 0, 15), 30, holder=ana, title="Early")
+    clock.move_to(london_time(2026, 3, 2, 23, 30))
+    now, day = now_utc(), london_time(2026, 3, 2, 12, 0).date()
+    items = board.day_items(venue, [room.id], day).get(room.id, [])
+    assert items == []  # today's panel shows nothing more…
+    assert views._book_now_options(venue, room, now, items, day) == actions.book_now_options(room, now) == [15, 30, 45]

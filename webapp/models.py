@@ -7,6 +7,7 @@ from .booking.models import (  # noqa: F401
     Occurrence,
     OccurrenceException,
     Space,
+    SpacePhoto,
     Venue,
     booking_spaces,
     space_dependencies,

@@ -1,7 +1,8 @@
 """Forms of the admin area: they parse what was typed; the rules live in `admin.operations`.
 
 Public API: `VenueForm` (with one `<day>_open` / `<day>_opens` / `<day>_closes` trio per weekday, the
-tablets' settings, and `settings()`), `SpaceForm` (`space_input()`), `UserForm` (`user_input()`), `CustomFieldForm`
+tablets' settings, and `settings()`), `SpaceForm` (`space_input()`; its photo: a file field, read whole — the
+request's size is capped by the view — and judged by `admin.operations`), `UserForm` (`user_input()`), `CustomFieldForm`
 (`field_input()`), `ActiveForm` (the target state of an activate/deactivate toggle), `DeleteForm`,
 `show_errors(form, fields)`, `StorableForm` (the base: no NUL characters reach the database).
 """
@@ -9,6 +10,7 @@ tablets' settings, and `settings()`), `SpaceForm` (`space_input()`), `UserForm` 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -23,7 +25,7 @@ from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Option
 
 from ..auth.models import ROLES
 from ..booking.forms import MultiCheckboxField
-from ..booking.models import GRANULARITIES, SPACE_KINDS, WEEKDAYS
+from ..booking.models import GRANULARITIES, PHOTO_MAX_BYTES, SPACE_KINDS, WEEKDAYS
 from ..booking.rules import WEEKDAYS_LONG
 from .operations import (
     FIELD_KINDS,
@@ -176,6 +178,17 @@ class SpaceForm(StorableForm):
         "Depends on", coerce=int,
         description="A booking of this space also blocks these (e.g. “Board A+B” depends on A and B).",
     )
+    # Not restricted by file name or the browser's type: the operation reads what the bytes are.
+    photo = FileField(
+        "Photo", render_kw={"accept": "image/jpeg,image/png,image/webp"},
+        description=f"JPEG, PNG or WebP, at most {PHOTO_MAX_BYTES // 1_000_000} MB. Shown on the room's tablet and "
+                    "on its week page.",
+    )
+    remove_photo = BooleanField("Remove the photo")
+    use_room_photo = BooleanField(
+        "Use the Microsoft 365 room's photo",
+        description="Shows the paired room's photo from Microsoft 365 instead (refreshed daily), when it has one.",
+    )
 
     def set_space_choices(self, spaces, editing=None) -> None:
         self.depends_on.choices = [SelectChoice(s.id, s.name) for s in spaces if editing is None or s.id != editing.id]
@@ -190,6 +203,9 @@ class SpaceForm(StorableForm):
             position=self.position.data or 0,
             active=self.active.data,
             depends_on_ids=list(self.depends_on.data or []),
+            photo=self.photo.data.read() if self.photo.data else None,  # a FileStorage with a file name, or None
+            remove_photo=bool(self.remove_photo.data),
+            use_room_photo=bool(self.use_room_photo.data),
         )
 
 

@@ -7,6 +7,12 @@ Public API:
 - `SpaceInput`, `create_space(venue, data)`, `update_space(space, data)`, `delete_space(space)`,
   `set_space_active(space, active)`, `normalise_tags(text)`. Dependencies never form a cycle, and a new
   dependency is refused when upcoming bookings would then double-book a space.
+- Space photos, through `SpaceInput` (`photo`: a new file's bytes; `remove_photo`; `use_room_photo`): a photo is
+  judged by its bytes (`images.inspect` with `booking.models.PHOTO_TYPES` and the size limits; key `photo`) and
+  stored in `SpacePhoto` with the space's other changes, in one commit. Removing records "no photo" (even the
+  Microsoft 365 room's is then not shown); `use_room_photo` (a space paired with a Microsoft 365 room only) drops
+  the admin's choice and queues `integration.jobs.refresh_room_photo`. `space_photo(space)` → the `SpacePhoto`
+  row or None (its bytes not loaded); `room_email_of(space)` → the paired room's address or None.
 - `UserInput`, `create_user(data)`, `update_user(user, data, actor)`, `set_user_active(user, active, actor)`.
   A badge number (for the tablets) belongs to one user at most.
   Nobody can deactivate or demote themselves, and the last active admin always remains.
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from .. import images
 from ..auth.models import ROLES, User, normalise_email
 from ..booking.errors import ValidationError
 from ..booking.locking import lock_spaces
@@ -38,7 +45,11 @@ from ..booking.models import (
     Booking,
     CustomField,
     Occurrence,
+    PHOTO_MAX_BYTES,
+    PHOTO_MAX_PIXELS,
+    PHOTO_TYPES,
     Space,
+    SpacePhoto,
     Venue,
     space_dependencies,
 )
@@ -262,6 +273,9 @@ class SpaceInput:
     position: int = 0
     active: bool = True
     depends_on_ids: list[int] = field(default_factory=list)
+    photo: bytes | None = None  # a new photo, as uploaded (None: keep what there is)
+    remove_photo: bool = False
+    use_room_photo: bool = False
 
 
 def normalise_tags(text: str) -> list[str]:
@@ -364,13 +378,20 @@ def _apply_space(space: Space | None, venue: Venue, data: SpaceInput) -> Space:
         errors["description"] = "At most 5,000 characters."
     ids = list(dict.fromkeys(data.depends_on_ids))
     depends_on = _check_dependencies(space, venue, ids, errors)
+    image = _check_photo(space, data, errors)
     _refuse_if(errors)
 
     # A new dependency of an existing space can turn upcoming bookings into double bookings: lock every
     # space whose conflicts could change (before writing: on SQLite taking the lock commits the session).
+    # A photo change takes the space's lock too: the job storing the Microsoft 365 room's photo takes it, so
+    # it never overwrites an admin's choice made while it was fetching.
     new_dependencies = space is not None and bool(set(ids) - {s.id for s in space.depends_on})
-    if new_dependencies:
-        lock_spaces(space_closure([space.id, *ids]))
+    changes_photo = image is not None or data.remove_photo or data.use_room_photo
+    locked = set(space_closure([space.id, *ids])) if new_dependencies else set()
+    if space is not None and changes_photo:
+        locked.add(space.id)
+    if locked:
+        lock_spaces(locked)
     if space is None:
         space = Space(venue=venue)
         db.session.add(space)
@@ -386,8 +407,68 @@ def _apply_space(space: Space | None, venue: Venue, data: SpaceInput) -> Space:
         db.session.flush()
         message = _double_bookings_message(space_closure([space.id]))
         _refuse_if({"depends_on": message} if message else {})
+    fetch_room_photo = _apply_photo(space, data, image) if changes_photo else False
     db.session.commit()
+    if fetch_room_photo:
+        from ..integration.jobs import enqueue, refresh_room_photo
+
+        enqueue(refresh_room_photo, space.id)
     return space
+
+
+def room_email_of(space: Space | None) -> str | None:
+    if space is None or space.id is None:
+        return None
+    from ..sync.models import Pair  # the sync builds on the admin area, not the other way round
+
+    return db.session.scalar(select(Pair.room_email).where(Pair.space_id == space.id))
+
+
+def space_photo(space: Space | None) -> SpacePhoto | None:
+    return db.session.get(SpacePhoto, space.id) if space is not None and space.id is not None else None
+
+
+def _check_photo(space: Space | None, data: SpaceInput, errors: dict[str, str]) -> images.Image | None:
+    """The new photo's type and size, read from its bytes; problems go to `errors` under "photo"."""
+    if data.photo is not None and (data.remove_photo or data.use_room_photo):
+        errors["photo"] = "Choose a new photo, or remove the photo, not both."
+        return None
+    if data.remove_photo and data.use_room_photo:
+        errors["photo"] = "Remove the photo, or use the Microsoft 365 room's photo, not both."
+        return None
+    if data.use_room_photo and room_email_of(space) is None:
+        errors["photo"] = "This space is not paired with a Microsoft 365 room, so it has no room photo to use."
+        return None
+    if data.photo is None:
+        return None
+    try:
+        return images.inspect(data.photo, allowed=PHOTO_TYPES, max_bytes=PHOTO_MAX_BYTES, max_pixels=PHOTO_MAX_PIXELS)
+    except images.ImageRejected as rejected:
+        errors["photo"] = rejected.message
+        return None
+
+
+def _apply_photo(space: Space, data: SpaceInput, image: images.Image | None) -> bool:
+    """Store the photo change (under the space's lock); True when the room's photo should be fetched now."""
+    db.session.flush()  # a new space's id
+    photo = db.session.get(SpacePhoto, space.id)
+    if data.use_room_photo:
+        if photo is not None and photo.source == "microsoft365":
+            return False  # shown already; the periodic refresh keeps it current
+        if photo is not None:
+            db.session.delete(photo)
+        return True
+    if photo is None:
+        photo = SpacePhoto(space_id=space.id)
+        db.session.add(photo)
+    if image is not None:
+        photo.source, photo.content_type, photo.data = "upload", image.content_type, data.photo
+        photo.etag, photo.width, photo.height = images.digest(data.photo), image.width, image.height
+    else:
+        photo.source, photo.content_type, photo.data = "removed", None, None
+        photo.etag, photo.width, photo.height = None, None, None
+    photo.updated_at = now_utc()
+    return False
 
 
 def create_space(venue: Venue, data: SpaceInput) -> Space:

@@ -6,9 +6,11 @@ Public API: `bp`, the "admin" blueprint; endpoints `admin.index`, `admin.venue`,
 `admin.field_edit`, `admin.field_delete`.
 
 Views parse a form, call one `admin.operations` function and render: a refused change re-renders the form
-with what was typed and the messages next to their fields (HTTP 422). The activate/deactivate toggles are
-htmx fragments (`admin/_space_row.html`, `admin/_user_row.html`) that swap their own table row; the user
-search re-renders `admin/_user_rows.html`.
+with what was typed and the messages next to their fields (HTTP 422). The space form takes a photo
+(multipart): for signed-in admins its request may be up to `SPACE_FORM_MAX_BYTES` (the app's limit is 1 MB);
+a larger one is not read at all and gets the form back as stored with a message (413), never a 500. The
+activate/deactivate toggles are htmx fragments (`admin/_space_row.html`, `admin/_user_row.html`) that swap their
+own table row; the user search re-renders `admin/_user_rows.html`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from .. import htmx
 from ..api.schemas import MAX_ID  # ids are 32-bit on PostgreSQL: larger ones cannot exist
 from ..auth.models import User
 from ..booking.errors import ValidationError
-from ..booking.models import CustomField, Space, Venue
+from ..booking.models import PHOTO_MAX_BYTES, CustomField, Space, Venue
 from ..extensions import db
 from ..venue import current_venue
 from . import operations
@@ -31,6 +33,10 @@ from .forms import ActiveForm, CustomFieldForm, DeleteForm, SpaceForm, UserForm,
 bp = Blueprint("admin", __name__)
 
 USERS_SHOWN = 200  # a search narrows larger lists
+SPACE_FORMS = ("admin.space_new", "admin.space_edit")
+# Larger than a photo may be, so that a photo somewhat too large is read and refused next to its field (with the
+# rest of the form kept); beyond this the request is not read at all.
+SPACE_FORM_MAX_BYTES = 4 * PHOTO_MAX_BYTES
 
 
 @bp.before_request
@@ -38,6 +44,37 @@ USERS_SHOWN = 200  # a search narrows larger lists
 def require_admin():
     if not current_user.is_admin:
         abort(403)
+
+
+@bp.url_value_preprocessor
+def _allow_photo_uploads(endpoint, values):
+    # URL value preprocessors run before every before_request function, the CSRF check's included, which is the
+    # first to read the body: the larger limit must be in place by then. Admins only: for everyone else the
+    # app's 1 MB stands (they are refused after the body is read anyway).
+    if endpoint in SPACE_FORMS and request.method == "POST" and current_user.is_authenticated \
+            and current_user.is_admin:
+        request.max_content_length = SPACE_FORM_MAX_BYTES
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error):
+    # Raised wherever the body is first read (the CSRF check, or the form), so before the view could look
+    # anything up: look up here without aborting, since an error raised by an error handler would be a 500.
+    venue = _venue_or_none()
+    space, space_form = None, request.endpoint == "admin.space_new"
+    if request.endpoint == "admin.space_edit" and venue is not None:
+        space_id = request.view_args["space_id"]
+        space = db.session.get(Space, space_id) if space_id <= MAX_ID else None
+        space_form = space is not None and space.venue_id == venue.id
+    if not (space_form and venue is not None and current_user.is_authenticated and current_user.is_admin):
+        return render_template("error.html", status=413, title="Too large",
+                               message="The request is larger than Roomsync accepts."), 413
+    # The body was not read: the form as stored, saying why nothing was saved.
+    form = SpaceForm(formdata=None, obj=space)
+    _fill_space_form(form, space)
+    form.form_errors.append(f"That upload is larger than {SPACE_FORM_MAX_BYTES // 1_000_000} MB, so it was not "
+                            f"read and nothing was saved. A photo may be at most {PHOTO_MAX_BYTES // 1_000_000} MB.")
+    return _space_form_page(form, space, 413)
 
 
 def _bound(form_class, obj):
@@ -116,7 +153,18 @@ def spaces():
 
 
 def _space_form_page(form: SpaceForm, space: Space | None, status: int = 200):
-    return render_template("admin/space_form.html", form=form, space=space), status
+    return render_template("admin/space_form.html", form=form, space=space, photo=operations.space_photo(space),
+                           room_email=operations.room_email_of(space)), status
+
+
+def _fill_space_form(form: SpaceForm, space: Space | None) -> None:
+    """What a form not filled from a request shows besides the space's columns."""
+    if space is None:
+        form.set_space_choices(current_venue().spaces)
+        return
+    form.set_space_choices(space.venue.spaces, editing=space)
+    form.tags.data = ", ".join(space.tags or [])
+    form.depends_on.data = [s.id for s in space.depends_on]
 
 
 @bp.route("/spaces/new", methods=["GET", "POST"])
@@ -139,10 +187,10 @@ def space_new():
 def space_edit(space_id: int):
     space = _space_or_404(space_id)
     form = _bound(SpaceForm, space)
-    form.set_space_choices(space.venue.spaces, editing=space)
     if request.method == "GET":
-        form.tags.data = ", ".join(space.tags or [])
-        form.depends_on.data = [s.id for s in space.depends_on]
+        _fill_space_form(form, space)
+    else:
+        form.set_space_choices(space.venue.spaces, editing=space)
     if not form.validate_on_submit():
         return _space_form_page(form, space, 422 if request.method == "POST" else 200)
     try:

@@ -7,6 +7,10 @@ Public API:
 - `CustomField`: venue-defined text/choice fields whose values bookings carry.
 - `Space`: a bookable room or desk; `depends_on` / `dependants` (space-sharing, e.g. "Board A+B" depends on A
   and B).
+- `SpacePhoto`: a space's photo (`PHOTO_SOURCES`: uploaded by an admin, removed by one, or its Microsoft 365
+  room's; what it may be: `PHOTO_TYPES`, `PHOTO_MAX_BYTES`, `PHOTO_MAX_PIXELS`); `shown` → whether there are
+  bytes to show. The bytes are deferred: pages read `etag` (the version in the photo's URL) without them;
+  `SpacePhoto.with_bytes(space_id)` → the row with its bytes (to serve them), or None.
 - `Booking`: one booking or one series (RRULE subset, `rrule` is None for a single booking); times of the
   first occurrence in UTC; `spaces`, `holder`, `exceptions`.
 - `OccurrenceException`: one occurrence of a series cancelled or moved (keyed by its original start).
@@ -22,9 +26,9 @@ import uuid
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, String, Table, Text, UniqueConstraint
 from sqlalchemy import false as sa_false
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, undefer
 
 from ..auth.models import User
 from ..extensions import db
@@ -151,6 +155,41 @@ class Space(db.Model):
 
     def __repr__(self) -> str:
         return f"<Space {self.id} {self.name}>"
+
+
+# Who chose a space's photo. "upload": an admin's file. "removed": an admin removed it, and wants none (not even
+# the Microsoft 365 room's). "microsoft365": the paired room mailbox's photo, fetched in the background and
+# refreshed (a row without bytes records that the room has none, so the job does not ask on every run — as
+# `integration.models.UserPhoto` does for people).
+PHOTO_SOURCES = ("upload", "removed", "microsoft365")
+# What a space's photo may be, whoever sends it: judged by its bytes (`images.inspect`), never by its name.
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+PHOTO_MAX_BYTES = 5_000_000
+PHOTO_MAX_PIXELS = 24_000_000  # a 6,000 × 4,000 camera photo; decoded, about 100 MB of a tablet's memory
+
+
+class SpacePhoto(db.Model):
+    __tablename__ = "space_photos"
+
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    # Deferred: a page only needs `etag` to link the photo; the bytes load when the photo itself is served.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    etag: Mapped[str | None] = mapped_column(String(80))  # digest of the bytes: the ETag and the URL's version
+    width: Mapped[int | None] = mapped_column()
+    height: Mapped[int | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    @property
+    def shown(self) -> bool:
+        return self.etag is not None
+
+    @classmethod
+    def with_bytes(cls, space_id: int) -> SpacePhoto | None:
+        """The space's photo with its bytes loaded, or None when it has none to show."""
+        photo = db.session.get(cls, space_id, options=[undefer(cls.data)])
+        return photo if photo is not None and photo.shown else None
 
 
 booking_spaces = Table(

@@ -3,7 +3,10 @@
 Public API: `bp` with these endpoints (all need a signed-in user):
 - `GET /` (`booking.day_view`, `?date=YYYY-MM-DD&tag=TAG`): the venue's spaces as columns on one day. An htmx
   request targeting `#booking-grid` gets the grid fragment alone (it refreshes itself on `booking-changed`).
-- `GET /spaces/<id>/week` (`booking.week_view`, `?date=`): one space, Monday to Sunday.
+- `GET /spaces/<id>/week` (`booking.week_view`, `?date=`): one space, Monday to Sunday, with its photo.
+- `GET /spaces/<id>/photo` (`booking.space_photo`, `?v=<etag>`): the space's photo (`SpacePhoto`) or 404. Pages
+  link it with `v` = its current ETag, which makes the URL's content immutable: cached for a year; any other
+  `v` (or none) is revalidated on every use (ETag, 304).
 - `GET /bookings/mine` (`booking.my_bookings`, `?past=1`): occurrences the user holds or attends.
 - `GET /bookings/new` (`booking.new_booking`, `?space=ID&start=ISO`): the booking form, prefilled for a slot;
   a fragment for htmx (the day view's dialog), a full page otherwise.
@@ -42,7 +45,7 @@ from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .. import htmx
+from .. import htmx, images
 from ..auth.models import User
 from ..auth.views import safe_next
 from ..extensions import db
@@ -54,7 +57,7 @@ from ..venue import current_venue
 from . import display
 from .errors import ConflictError, NotFound, PermissionDenied, SpaceSyncing, ValidationError
 from .forms import EARLIEST_DAY, LATEST_DAY, booking_form, initial_for_slot, initial_from_input
-from .models import Booking, Occurrence, OccurrenceException, Space
+from .models import Booking, Occurrence, OccurrenceException, Space, SpacePhoto
 from .operations import (
     DependencyGraph,
     OccurrenceTime,
@@ -314,7 +317,18 @@ def week_view(space_id: int):
     )
     if htmx.is_htmx() and htmx.hx_target() == GRID_ID:
         return render_template("booking/_grid.html", **context)
-    return render_template("booking/week.html", **context)
+    return render_template("booking/week.html", photo=db.session.get(SpacePhoto, space.id), **context)
+
+
+@bp.get("/spaces/<int:space_id>/photo")
+@login_required
+def space_photo(space_id: int):
+    space = db.session.get(Space, space_id) if space_id <= MAX_ID else None
+    photo = SpacePhoto.with_bytes(space_id) if space is not None and space.venue_id == current_venue().id else None
+    if photo is None:
+        abort(404)
+    return images.image_response(photo.data, photo.content_type, photo.etag,
+                                 images.versioned_cache_control(request.args.get("v"), photo.etag))
 
 
 # ---------------------------------------------------------------------------------------------- my bookings

@@ -19,6 +19,10 @@ Public API:
   provider (for requests: provider calls belong in jobs).
 - Photos: `sync_photo(user)` → bool (has a photo; commits), `photo_for(user_id)` → UserPhoto with bytes | None,
   `photos_enabled()`. Which people have a photo to show, and their initials: `photos`.
+- Rooms' photos: `sync_room_photo(space_id, room_email)` → bool (the space now shows the room's photo; commits):
+  the room mailbox's photo into `booking.models.SpacePhoto`, judged like an upload (`images.inspect`); a room
+  without one (or with one Roomsync would refuse) is recorded as having none. Never over an admin's choice (an
+  uploaded or removed photo): it is re-read under the space's lock, which the admin's form takes too.
 - Attendee lookup: `search_people(user, query)` → `PeopleResults(query, items: [Suggestion], note)`: active
   Roomsync users, then (integration on) the holder's contacts and relevant people (read once per
   `LISTS_TTL`, filtered locally), then the directory when allowed. Answers are cached `RESULTS_TTL` per user
@@ -31,7 +35,6 @@ Operations never touch `request` or `flash`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -41,9 +44,11 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import func, or_, select
 
+from .. import images
 from ..auth.models import User, normalise_email
 from ..booking.errors import ValidationError
-from ..booking.models import Venue
+from ..booking.locking import lock_spaces
+from ..booking.models import PHOTO_MAX_BYTES, PHOTO_MAX_PIXELS, PHOTO_TYPES, Space, SpacePhoto, Venue
 from ..extensions import db
 from ..graph.errors import GraphError, InvalidUser, MailboxNotEnabled, NotFound
 from ..timeutil import now_utc
@@ -298,31 +303,49 @@ def has_active_calendar(user: User, *, commit: bool = True) -> bool:
 # ---------------------------------------------------------------------------------------------- photos
 
 
-def _content_type(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return "application/octet-stream"
-
-
 def sync_photo(user: User) -> bool:
     """Fetch the user's photo into `UserPhoto` (or record that there is none). Commits."""
     identity = _identity_of(user)
     data = provider.get_photo(identity.provider_user_id if identity and identity.provider_user_id else user.email)
     photo = db.session.get(UserPhoto, user.id) or UserPhoto(user_id=user.id)
     photo.fetched_at = now_utc()
-    if data and _content_type(data).startswith("image/"):
-        digest = hashlib.sha256(data).hexdigest()[:32]
+    content_type = images.sniff(data) if data else None
+    if content_type is not None:
+        digest = images.digest(data)
         if photo.etag != digest:
-            photo.data, photo.content_type, photo.etag = data, _content_type(data), digest
+            photo.data, photo.content_type, photo.etag = data, content_type, digest
     else:
         photo.data, photo.content_type, photo.etag = None, None, None
     db.session.add(photo)
     db.session.commit()
     return photo.data is not None
+
+
+def sync_room_photo(space_id: int, room_email: str) -> bool:
+    db.session.commit()  # no transaction stays open across the provider call
+    data = provider.get_photo(room_email)
+    image = None
+    if data:
+        try:
+            image = images.inspect(data, allowed=PHOTO_TYPES, max_bytes=PHOTO_MAX_BYTES, max_pixels=PHOTO_MAX_PIXELS)
+        except images.ImageRejected as rejected:
+            log.info("the photo of room %s is not used: %s", room_email, rejected.message)
+    lock_spaces([space_id])
+    photo = db.session.get(SpacePhoto, space_id)
+    if (photo is not None and photo.source != "microsoft365") or db.session.get(Space, space_id) is None:
+        db.session.commit()  # an admin chose meanwhile (or the space is gone): theirs stands
+        return False
+    if photo is None:
+        photo = SpacePhoto(space_id=space_id, source="microsoft365")
+        db.session.add(photo)
+    digest = images.digest(data) if image is not None else None
+    if photo.etag != digest:
+        photo.content_type, photo.data = (image.content_type, data) if image is not None else (None, None)
+        photo.width, photo.height = (image.width, image.height) if image is not None else (None, None)
+        photo.etag = digest
+    photo.updated_at = now_utc()  # when the room was last asked: the refresh is due a day later
+    db.session.commit()
+    return image is not None
 
 
 def photo_for(user_id: int) -> UserPhoto | None:

@@ -29,6 +29,7 @@ from flask import Blueprint, abort, make_response, render_template, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import NotFound
 
+from .. import images
 from ..booking.errors import ValidationError
 from ..extensions import csrf
 from ..venue import current_venue
@@ -168,16 +169,9 @@ def photo(user_id: int):
     stored = operations.photo_for(user_id)
     if stored is None:
         abort(404)
-    etag = stored.etag or ""
-    if etag and request.if_none_match.contains(etag):
-        response = make_response("", 304)
-    else:
-        response = make_response(stored.data)
-        response.headers["Content-Type"] = stored.content_type or "application/octet-stream"
-    response.set_etag(etag) if etag else None
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    # Unversioned URL (pages link it by user id alone): cached an hour, then revalidated by its ETag.
+    return images.image_response(stored.data, stored.content_type or "application/octet-stream",
+                                 stored.etag or images.digest(stored.data), "private, max-age=3600")
 
 
 # ---------------------------------------------------------------------------------------------- webhooks

@@ -4,17 +4,21 @@ Public API (every action raises `KioskError(message, code)` with a message for t
 and writes an audit entry naming the tablet in the same transaction as its change; `now` defaults to
 `timeutil.now_utc()` — the booking operations themselves always judge by that clock):
 - `BOOK_NOW_MINUTES` (15, 30, 45, 60), `IDENTIFY_CHOICES`, `WALK_IN_TITLE`.
-- `book_now_options(space, now=None)` → the lengths of `BOOK_NOW_MINUTES` the space can be booked for now:
-  whole grid steps only, ending before the next booking (on the space or one it shares with), within the
-  opening hours and the maximum duration (the venue rules the booking itself will be checked against).
+- `book_now_options(space, now=None, *, booked=None)` → the lengths of `BOOK_NOW_MINUTES` the space can be
+  booked for now: whole grid steps only, ending before the next booking (on the space or one it shares with),
+  within the opening hours and the maximum duration (the venue rules the booking itself will be checked
+  against). `booked`: the (start, end) of the bookings on the space and the spaces it shares with, when the
+  caller has read them already (the panel: the items it shows) — they must cover the next
+  `max(BOOK_NOW_MINUTES)` minutes and a grid step; None: read (`find_conflicts`).
 - `book_now(device, minutes, *, identity=None, now=None)` → Booking. The walk-in booking starts at the grid
   step in progress and lasts at least `minutes` from now, rounded up to the grid (10:07 + 30 → 10:00–10:45).
   Who holds it is the venue's `kiosk_identify`: "device" → an internal booking of the venue (no holder; in
   Outlook the butler's event); "email" / "badge" → the person whose email / badge number `identity` is, as a
   regular booking (in Outlook on their calendar: a person without an active Microsoft 365 calendar cannot
   book a synced room — `KioskError` code "no_calendar"). The walk-in is checked in at once.
-- `current_occurrence(space, now=None)` → the `Occurrence` in progress on the space or on a space it shares
-  with (a booking of "A+B" occupies A), the space's own first; None when free.
+- `current_occurrence(space, now=None, *, related=None)` → the `Occurrence` in progress on the space or on a
+  space it shares with (a booking of "A+B" occupies A), the space's own first; None when free. `related`: those
+  spaces' ids when the caller has them (the panel: `board.related_ids`); None: `space_closure`, read afresh.
 - `extend(device, now=None)` → Booking: the meeting in progress ends one grid step later, if that step is
   free and the venue's rules allow it.
 - `end_early(device, now=None)` → when the room is free again: the meeting in progress ends at the grid
@@ -47,7 +51,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterable
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -118,15 +122,17 @@ def _panel_space(device) -> Space:
     return space
 
 
-def current_occurrence(space: Space, now: datetime | None = None) -> Occurrence | None:
+def current_occurrence(space: Space, now: datetime | None = None, *, related=None) -> Occurrence | None:
     now = _now(now)
-    rows = [o for o in occurrences_between(space_closure([space.id]), now, now + timedelta(microseconds=1))
+    related = space_closure([space.id]) if related is None else related
+    rows = [o for o in occurrences_between(related, now, now + timedelta(microseconds=1))
             if o.start_utc <= now < o.end_utc and o.booking.cancelled_at is None]
     rows.sort(key=lambda o: (o.space_id != space.id, o.start_utc, o.id))
     return rows[0] if rows else None
 
 
-def book_now_options(space: Space, now: datetime | None = None) -> list[int]:
+def book_now_options(space: Space, now: datetime | None = None, *,
+                     booked: Iterable[tuple[datetime, datetime]] | None = None) -> list[int]:
     now = _now(now)
     venue = space.venue
     if not space.active:
@@ -137,8 +143,11 @@ def book_now_options(space: Space, now: datetime | None = None) -> list[int]:
         return []
     start = floor_to_grid(venue, now)
     ends = {m: ceil_to_grid(venue, now + timedelta(minutes=m)) for m in lengths}
-    conflicts = find_conflicts([space.id], [(start, max(ends.values()))])
-    taken_from = min((max(c.start_utc, start) for c in conflicts), default=None)
+    latest = max(ends.values())
+    if booked is None:
+        booked = [(c.start_utc, c.end_utc) for c in find_conflicts([space.id], [(start, latest)])]
+    # What `find_conflicts` reports for [start, latest): anything overlapping it.
+    taken_from = min((max(s, start) for s, e in booked if s < latest and e > start), default=None)
     return [m for m in lengths
             if (taken_from is None or ends[m] <= taken_from) and not check_venue_rules(venue, [(start, ends[m])], now)]
 

@@ -3,14 +3,19 @@
 Public API:
 - `related_ids(space_id)` → the space and the spaces whose bookings occupy it ("Board room A+B" for "Board
   room A"), from a per-process cache of the dependency graph (`DEPENDENCY_TTL` seconds: dependencies change
-  rarely and the polled path must stay at one or two queries).
+  rarely and the polled path must stay at one or two queries). It is the tablets' one copy of the graph: the
+  panel's render passes it on to `kiosk.actions` rather than have them reload the graph (`booking.operations`'
+  `space_closure` reads it afresh, as booking writes must). Every request path that uses it (polls, renders)
+  may lag a dependency change by `DEPENDENCY_TTL`; the booking operations themselves never do.
 - `day_items(venue, space_ids, day)` → `{space_id: [Item]}` for the local `day`: the occurrences on each space
   and on the spaces that share with it, private titles masked, holders' names, deduplicated per occurrence.
-- `panel_marker(tz, space_id, day)` / `lobby_marker(venue, day)`: a cheap fingerprint (one query) of what the
-  fragment shows: the day's occurrences on the spaces (count, sum of row ids, latest booking change) and, for a
-  panel, the space's check-ins. Occurrence rows are rebuilt on every booking change (new row ids), bookings
-  carry `updated_at` and `sequence`, so any change of a booking touching the day changes the marker. The
-  panel's runs on every poll of every tablet: its statement is built once, with bound parameters.
+- `panel_marker(tz, space_id, day)` → `PanelMarker` / `lobby_marker(venue, day)`: a cheap fingerprint (one
+  query) of what the fragment shows: the day's occurrences on the spaces (count, sum of row ids, latest booking
+  change) and, for a panel, the space's check-ins and the version of its photo (`SpacePhoto.etag`, which the
+  fragment carries along: `PanelMarker.photo`). Occurrence rows are rebuilt on every booking change (new row
+  ids), bookings carry `updated_at` and `sequence`, so any change of a booking touching the day changes the
+  marker. The panel's runs on every poll of every tablet: its statement is built once, with bound parameters
+  (as are `day_items`' statements: building a select costs more than SQLAlchemy's cached compilation).
 - `venue_fingerprint(venue)`: the venue settings the fragments depend on (`venue`: a `Venue`, or the row of
   `devices.poll`, which has the same names).
 - `etag(*parts)` → a strong ETag value (hex digest).
@@ -26,12 +31,13 @@ import time as monotonic
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 from markupsafe import Markup
 from sqlalchemy import bindparam, func, select
 
 from ..auth.models import User
-from ..booking.models import Booking, Occurrence, OccurrenceException, Space
+from ..booking.models import Booking, Occurrence, OccurrenceException, Space, SpacePhoto
 from ..booking.operations import DependencyGraph
 from ..booking.privacy import PRIVATE_TITLE
 from ..booking.rules import HARD_MAX_DURATION
@@ -65,6 +71,29 @@ def _overlap(start: datetime, end: datetime):
     return (Occurrence.start_utc < end, Occurrence.start_utc >= start - HARD_MAX_DURATION, Occurrence.end_utc > start)
 
 
+def _day_statements():
+    """`day_items`' two statements, on the tables (plain rows: no ORM machinery on a path every tablet takes),
+    with bound parameters: `space_ids`, `start`, `end`, `window_start` (= start - HARD_MAX_DURATION, as in
+    `_overlap`); `booking_ids`."""
+    o, b, s, u, x = (Occurrence.__table__, Booking.__table__, Space.__table__, User.__table__,
+                     OccurrenceException.__table__)
+    rows = (
+        select(o.c.space_id, o.c.booking_id, o.c.start_utc, o.c.end_utc, o.c.original_start_utc, b.c.title,
+               b.c.private, b.c.kind, b.c.rrule, u.c.first_name, u.c.last_name, u.c.email, s.c.name)
+        .select_from(o.join(b, b.c.id == o.c.booking_id).join(s, s.c.id == o.c.space_id)
+                     .outerjoin(u, u.c.id == b.c.holder_id))
+        .where(o.c.space_id.in_(bindparam("space_ids", expanding=True)), o.c.start_utc < bindparam("end"),
+               o.c.start_utc >= bindparam("window_start"), o.c.end_utc > bindparam("start"))
+        .order_by(o.c.start_utc, o.c.space_id)
+    )
+    retitled = (select(x.c.booking_id, x.c.original_start_utc, x.c.title)
+                .where(x.c.booking_id.in_(bindparam("booking_ids", expanding=True)), x.c.title.is_not(None)))
+    return rows, retitled
+
+
+_DAY_ROWS, _RETITLED = _day_statements()
+
+
 def day_items(venue, space_ids, day: date) -> dict[int, list[Item]]:
     tz = venue.tz
     start, end = day_bounds(day, tz)
@@ -74,25 +103,12 @@ def day_items(venue, space_ids, day: date) -> dict[int, list[Item]]:
     all_ids = set().union(*wanted.values()) if wanted else set()
     if not all_ids:
         return {}
-    rows = db.session.execute(
-        select(Occurrence.space_id, Occurrence.booking_id, Occurrence.start_utc, Occurrence.end_utc,
-               Occurrence.original_start_utc, Booking.title, Booking.private, Booking.kind, Booking.rrule,
-               User.first_name, User.last_name, User.email, Space.name)
-        .join(Booking, Booking.id == Occurrence.booking_id)
-        .join(Space, Space.id == Occurrence.space_id)
-        .outerjoin(User, User.id == Booking.holder_id)
-        .where(Occurrence.space_id.in_(all_ids), *_overlap(start, end))
-        .order_by(Occurrence.start_utc, Occurrence.space_id)
-    ).all()
+    rows = db.session.execute(_DAY_ROWS, {"space_ids": sorted(all_ids), "start": start, "end": end,
+                                          "window_start": start - HARD_MAX_DURATION}).all()
     series = {r.booking_id for r in rows if r.rrule}
     overrides = {}
     if series:
-        overrides = {
-            (b, s): t for b, s, t in db.session.execute(
-                select(OccurrenceException.booking_id, OccurrenceException.original_start_utc,
-                       OccurrenceException.title)
-                .where(OccurrenceException.booking_id.in_(series), OccurrenceException.title.is_not(None)))
-        }
+        overrides = {(b, s): t for b, s, t in db.session.execute(_RETITLED, {"booking_ids": sorted(series)})}
     result: dict[int, list[Item]] = {}
     for sid, ids in wanted.items():
         seen: dict[tuple[int, datetime], Item] = {}
@@ -113,16 +129,28 @@ def day_items(venue, space_ids, day: date) -> dict[int, list[Item]]:
     return result
 
 
+class PanelMarker(NamedTuple):
+    space_ids: tuple[int, ...]
+    occurrences: int
+    occurrence_id_sum: int
+    last_change: datetime | None
+    sequences: int
+    checkins: int
+    photo: str | None  # the space photo's version (`SpacePhoto.etag`), None when it has none to show
+
+
 def _panel_marker_statement():
     occurrences, bookings, checkins = Occurrence.__table__, Booking.__table__, CheckIn.__table__
     day_start, day_end, window_start = bindparam("day_start"), bindparam("day_end"), bindparam("window_start")
+    space_id, photos = bindparam("space_id"), SpacePhoto.__table__
     checked_in = select(func.count(checkins.c.id) * 1000003 + func.coalesce(func.max(checkins.c.id), 0)).where(
-        checkins.c.space_id == bindparam("space_id"), checkins.c.occurrence_start >= window_start,
+        checkins.c.space_id == space_id, checkins.c.occurrence_start >= window_start,
         checkins.c.occurrence_start < day_end,
     ).scalar_subquery()
+    photo = select(photos.c.etag).where(photos.c.space_id == space_id).scalar_subquery()  # by primary key
     return (
         select(func.count(occurrences.c.id), func.coalesce(func.sum(occurrences.c.id), 0),
-               func.max(bookings.c.updated_at), func.coalesce(func.sum(bookings.c.sequence), 0), checked_in)
+               func.max(bookings.c.updated_at), func.coalesce(func.sum(bookings.c.sequence), 0), checked_in, photo)
         .select_from(occurrences.join(bookings, bookings.c.id == occurrences.c.booking_id))
         # `_overlap`, as plain columns: starts before the day ends, ends after it begins (the lower bound on the
         # start lets the (space_id, start_utc, end_utc) index narrow the scan).
@@ -134,14 +162,14 @@ def _panel_marker_statement():
 _PANEL_MARKER = _panel_marker_statement()
 
 
-def panel_marker(tz, space_id: int, day: date) -> tuple:
+def panel_marker(tz, space_id: int, day: date) -> PanelMarker:
     start, end = day_bounds(day, tz)
     ids = related_ids(space_id)
     row = db.session.execute(_PANEL_MARKER, {
         "space_ids": ids, "space_id": space_id, "day_start": start, "day_end": end,
         "window_start": start - HARD_MAX_DURATION,
     }).one()
-    return (tuple(ids),) + tuple(row)
+    return PanelMarker(tuple(ids), *row)
 
 
 def lobby_marker(venue, day: date) -> tuple:

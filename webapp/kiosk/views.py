@@ -4,13 +4,18 @@ Public API: `bp`, the "kiosk" blueprint; `COOKIE` (the device cookie's name). En
 - `kiosk.enrol` GET/POST /kiosk: the enrolment form (a code from /admin/devices); sets the long-lived
   `roomsync_device` cookie (HttpOnly, SameSite=Lax) and goes to the panel or the lobby board. A tablet that
   is already enrolled goes straight there.
-- `kiosk.panel` GET /kiosk/panel: the full-screen page of the device's space (name, capacity, clock in the
-  venue's zone, QR code to the space's week view, the status fragment).
+- `kiosk.panel` GET /kiosk/panel: the full-screen page of the device's space (name, capacity, photo, clock in
+  the venue's zone, QR code to the space's week view, the status fragment).
 - `kiosk.panel_status` GET /kiosk/panel/status: the polled fragment `kiosk/_status.html` with a strong ETag.
   The 304 path runs two small prepared queries (`devices.poll`: the device with its venue's settings, as a
   plain row; `board.panel_marker`), loads no ORM object and renders nothing:
-  the ETag hashes the space, the marker, the venue's settings and the current minute (so the "until" texts and
-  the timeline move on once a minute at most). `static/kiosk.js` sends `If-None-Match` itself.
+  the ETag hashes the space, the marker (the photo's version included), the venue's settings and the current
+  minute (so the "until" texts and the timeline move on once a minute at most). `static/kiosk.js` sends
+  `If-None-Match` itself. A rendered fragment carries the photo out of band (`kiosk/_photo.html`,
+  `hx-swap-oob`), so a tablet shows a new photo at its next poll, without a reload. The 200 path reads the
+  dependency graph from `board`'s cache only, and judges "Book now" by the items it shows (no query).
+- `kiosk.panel_photo` GET /kiosk/panel/photo?v=<etag>: the photo of the device's space (`?v` = its current
+  ETag: cached for a year, see `images.versioned_cache_control`), 404 without one.
 - `kiosk.panel_book|panel_extend|panel_end|panel_checkin` POST /kiosk/panel/book|extend|end|checkin: call
   `kiosk.actions` (PIN first when the venue has one); answer the fresh fragment with a message (200), or the
   fragment with the error (409 for a refused action, 403 for a wrong PIN, 422 for bad input). Never a 500 for
@@ -24,15 +29,17 @@ expired token reloads the page (HX-Refresh).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flask import (Blueprint, current_app, flash, get_flashed_messages, make_response, redirect,
+from flask import (Blueprint, abort, current_app, flash, get_flashed_messages, make_response, redirect,
                    render_template, request, url_for)
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
-from .. import htmx
-from ..booking.models import Space
+from .. import htmx, images
+from ..booking.models import Space, SpacePhoto
 from ..extensions import db
 from ..timeutil import now_utc, to_local
 from . import board, devices
@@ -119,8 +126,32 @@ def enrol():
 # ---------------------------------------------------------------------------------------------- the panel
 
 
-def _panel_context(device, now, message=None, level="success"):
-    """Everything `kiosk/_status.html` shows (the 200 path only)."""
+# The device with its venue and space, in one query (the 200 path reads all three: one query each, lazily,
+# cost more); built once, as building a statement with loader options costs more than running it.
+_PANEL_DEVICE = (select(Device).options(joinedload(Device.venue), joinedload(Device.space))
+                 .where(Device.id == bindparam("device_id")))
+
+
+def _panel_device(device_id: int) -> Device | None:
+    return db.session.scalar(_PANEL_DEVICE, {"device_id": device_id})
+
+
+def _book_now_options(venue, space, now, items, day) -> list[int]:
+    """The "Book now" lengths, judged by the day's items the panel shows: the same snapshot as the status, and no
+    query. A walk-in that could run past midnight looks at the next day's items too."""
+    from . import actions
+
+    booked = [(i.start, i.end) for i in items]
+    _, day_end = day_bounds(day, venue.tz)
+    if now + timedelta(minutes=max(actions.BOOK_NOW_MINUTES) + venue.granularity_minutes) > day_end:
+        tomorrow = board.day_items(venue, [space.id], day + timedelta(days=1)).get(space.id, [])
+        booked += [(i.start, i.end) for i in tomorrow]
+    return actions.book_now_options(space, now, booked=booked)
+
+
+def _panel_context(device, now, message=None, level="success", *, photo=None):
+    """Everything `kiosk/_status.html` shows (the 200 path only). `photo`: the space photo's version (the
+    panel marker's), for the out-of-band copy of `kiosk/_photo.html`."""
     from . import actions
 
     venue, space = device.venue, device.space
@@ -133,7 +164,8 @@ def _panel_context(device, now, message=None, level="success"):
     current_row = None
     checked_in = checkin_open = False
     if status.current is not None:
-        current_row = actions.current_occurrence(space, now)  # the one extend / end now / check in act on
+        # The one extend / end now / check in act on (`_run_action` finds it again, exactly, when one is tapped).
+        current_row = actions.current_occurrence(space, now, related=board.related_ids(space.id))
     # Check-in: the booking in progress, or the next one once its window opens (a few minutes before it).
     checkin_item = status.current if status.current is not None else status.next
     if checkin_item is not None and (checkin_item is status.current or checkin_item.via == "") \
@@ -146,10 +178,10 @@ def _panel_context(device, now, message=None, level="success"):
                 checkin_open = opens <= now < closes
         if checkin_item is not status.current:
             checked_in = False  # the badge is about the booking in progress
-    options = actions.book_now_options(space, now) if status.current is None else []
+    options = _book_now_options(venue, space, now, items, day) if status.current is None else []
     _, day_end = day_bounds(day, tz)
     return dict(
-        device=device, venue=venue, space=space, now=now, tz=tz, status=status, hours=hours,
+        device=device, venue=venue, space=space, now=now, tz=tz, status=status, hours=hours, photo=photo,
         items=items, timeline=board.timeline(items, hours, day, tz, now), options=options,
         current_row=current_row, checked_in=checked_in, checkin_open=checkin_open,
         # "End now" only when it would free something: not in the meeting's last grid step.
@@ -172,13 +204,15 @@ def _occurrence_row(space_id, item):
     )
 
 
-def _panel_etag(device, now) -> str:
-    """`device`: a `Device`, or the row of `devices.poll` (the same ETag either way)."""
+def _panel_etag(device, now) -> tuple[str, board.PanelMarker]:
+    """(ETag, the marker it hashes). `device`: a `Device`, or the row of `devices.poll` (the same ETag either way)."""
     venue = getattr(device, "venue", None) or device  # the poll's row carries the venue's settings itself
     tz = ZoneInfo(venue.timezone)
     day = to_local(now, tz).date()
-    return board.etag("panel", device.id, device.space_id, board.panel_marker(tz, device.space_id, day),
-                      board.venue_fingerprint(venue), int(now.timestamp() // 60))
+    marker = board.panel_marker(tz, device.space_id, day)
+    tag = board.etag("panel", device.id, device.space_id, marker, board.venue_fingerprint(venue),
+                     int(now.timestamp() // 60))
+    return tag, marker
 
 
 @bp.get("/kiosk/panel")
@@ -191,10 +225,11 @@ def panel():
     now = now_utc()
     messages = get_flashed_messages(with_categories=True)
     message, level = (messages[-1][1], "error" if messages[-1][0] == "error" else "success") if messages else (None, "success")
-    context = _panel_context(device, now, message, level)
+    tag, marker = _panel_etag(device, now)
+    context = _panel_context(device, now, message, level, photo=marker.photo)
     week_url = url_for("booking.week_view", space_id=device.space_id, _external=True)
-    response = make_response(render_template("kiosk/panel.html", etag=_panel_etag(device, now),
-                                             qr=board.qr_svg(week_url), week_url=week_url, **context))
+    response = make_response(render_template("kiosk/panel.html", etag=tag, qr=board.qr_svg(week_url),
+                                             week_url=week_url, **context))
     return _no_store(response)
 
 
@@ -205,15 +240,25 @@ def panel_status():
     if polled is None or polled.kind != "panel" or polled.space_id is None:
         return _to_enrolment()
     now = now_utc()
-    tag = _panel_etag(polled, now)
+    tag, marker = _panel_etag(polled, now)
     if request.if_none_match.contains(tag):
         response = make_response("", 304)
     else:
-        device = db.session.get(Device, polled.id)
-        response = make_response(render_template("kiosk/_status.html", etag=tag, **_panel_context(device, now)))
+        context = _panel_context(_panel_device(polled.id), now, photo=marker.photo)
+        response = make_response(render_template("kiosk/_status.html", etag=tag, photo_oob=True, **context))
     response.set_etag(tag)
     devices.touch_after(response, polled)
     return _no_store(response)
+
+
+@bp.get("/kiosk/panel/photo")
+def panel_photo():
+    polled = devices.poll(request.cookies.get(COOKIE))
+    photo = SpacePhoto.with_bytes(polled.space_id) if polled is not None and polled.space_id is not None else None
+    if photo is None:
+        abort(404)  # an image request: no enrolment redirect (nor cookie cleared) for a picture
+    return images.image_response(photo.data, photo.content_type, photo.etag,
+                                 images.versioned_cache_control(request.args.get("v"), photo.etag))
 
 
 def _act(name: str):
@@ -241,9 +286,10 @@ def _act(name: str):
     db.session.expire_all()
     device = _device()
     now = now_utc()
-    tag = _panel_etag(device, now)
-    response = make_response(render_template("kiosk/_status.html", etag=tag,
-                                              **_panel_context(device, now, message, level)), status_code)
+    tag, marker = _panel_etag(device, now)
+    context = _panel_context(device, now, message, level, photo=marker.photo)
+    response = make_response(render_template("kiosk/_status.html", etag=tag, photo_oob=True, **context),
+                             status_code)
     response.set_etag(tag)
     return _no_store(response)
 
