@@ -25,6 +25,7 @@ from webapp.kiosk import board, devices
 from webapp.sandbox import sandbox_state
 from webapp.sandbox.seed import DEMO_BUTLER_EMAIL, user_id_for
 from webapp.sync.models import Pair
+from test_admin import admin, as_admin, venue  # noqa: F401 — the admin pages' fixtures
 
 HX = {"HX-Request": "true"}
 ROOM_EMAIL = "board-room-a@roomsync.test"  # a room mailbox of the sandbox tenant (seeded without a photo)
@@ -107,21 +108,6 @@ def test_inspect_says_what_is_wrong():
 
 
 # ---------------------------------------------------------------------------------------------- the admin form
-
-
-@pytest.fixture
-def venue(make_venue):
-    return make_venue()
-
-
-@pytest.fixture
-def admin(make_user):
-    return make_user("admin@roomsync.test", first_name="Ada", last_name="Admin", role="admin")
-
-
-@pytest.fixture
-def as_admin(login, admin, venue):
-    return login(admin)
 
 
 @pytest.fixture

@@ -333,18 +333,18 @@ class _People:
         return line
 
     def organizer(self, person: Person) -> str:
-        line = self.organizers.get(person)
-        if line is None:
-            cn = f";CN={param_value(person.name)}" if person.name else ""
-            line = self.organizers[person] = fold(f"ORGANIZER{cn}:{mailto(person.email)}")
-        return line
+        return self._person("ORGANIZER", person, self.organizers)
 
     def attendee(self, person: Person) -> str:
         # CUTYPE=INDIVIDUAL and ROLE=REQ-PARTICIPANT are the defaults (§3.2.3, §3.2.16): not repeated.
-        line = self.attendees.get(person)
+        return self._person("ATTENDEE", person, self.attendees)
+
+    @staticmethod
+    def _person(name: str, person: Person, lines: dict) -> str:
+        line = lines.get(person)
         if line is None:
             cn = f";CN={param_value(person.name)}" if person.name else ""
-            line = self.attendees[person] = fold(f"ATTENDEE{cn}:{mailto(person.email)}")
+            line = lines[person] = fold(f"{name}{cn}:{mailto(person.email)}")
         return line
 
 
